@@ -1,0 +1,1 @@
+"""Alert rules, evaluation, dedup, repeat, snooze and resolve."""

@@ -1,0 +1,1 @@
+"""The REST API (FastAPI): routers per domain under /api/v1."""

@@ -1,0 +1,1 @@
+"""API tokens, roles and the RBAC policy shared by every interface."""

@@ -1,0 +1,129 @@
+"""Tokens and the RBAC policy. Every interface resolves an Actor here and services check it."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from modeldeck.core.audit import service as audit
+from modeldeck.core.auth.models import Actor, ApiToken, ApiTokenCreated, ApiTokenPublic, Role
+from modeldeck.core.clock import Clock, as_utc, utcnow
+from modeldeck.core.config import RolesConfig
+from modeldeck.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+
+TOKEN_PREFIX = "mdk_"
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 32 random bytes: a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def require(actor: Actor, needed: Role, action: str) -> None:
+    """Raise Forbidden unless the actor's role reaches `needed`."""
+    if actor.role is None:
+        raise Forbidden(
+            f"{actor.name} has no modeldeck role, so cannot {action}",
+            hint="ask an admin to map you to a role in modeldeck.yaml (roles:)",
+        )
+    if not actor.role.allows(needed):
+        raise Forbidden(f"{action} needs the {needed} role; {actor.name} is {actor.role}")
+
+
+def role_for(roles: RolesConfig, *, user: str | None = None, groups: list[str] | None = None,
+             email: str | None = None) -> Role | None:
+    """The highest role any of the identity's keys maps to, else the default role."""
+    found: list[Role] = []
+    if user and user in roles.slack_users:
+        found.append(Role(roles.slack_users[user]))
+    for group in groups or []:
+        if group in roles.slack_groups:
+            found.append(Role(roles.slack_groups[group]))
+    if email and email.lower() in {k.lower(): v for k, v in roles.emails.items()}:
+        found.append(Role({k.lower(): v for k, v in roles.emails.items()}[email.lower()]))
+    if found:
+        return max(found, key=lambda r: r.rank)
+    return Role(roles.default) if roles.default else None
+
+
+def create_token(
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    actor: Actor,
+    expires_in_days: int | None = None,
+    clock: Clock = utcnow,
+) -> ApiTokenCreated:
+    """Create a token; the clear text is returned once and never stored."""
+    require(actor, Role.admin, "create API tokens")
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("token name must be 1-100 characters")
+    if expires_in_days is not None and expires_in_days <= 0:
+        raise InvalidInput("expires_in_days must be a positive number of days")
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock()
+    row = ApiToken(
+        name=name,
+        hash=hash_token(clear),
+        prefix=clear[:10],
+        role=role,
+        created_at=now,
+        created_by=actor.name,
+        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, actor=actor, action="token.create", target=f"token:{name}",
+                 after={"id": row.id, "role": role, "expires_at": row.expires_at}, clock=clock)
+    session.commit()
+    return ApiTokenCreated(**_public(row).model_dump(), token=clear)
+
+
+def revoke_token(session: Session, *, token_id: int, actor: Actor, clock: Clock = utcnow) -> None:
+    require(actor, Role.admin, "revoke API tokens")
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no API token with id {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = clock()
+        session.add(row)
+        audit.record(session, actor=actor, action="token.revoke", target=f"token:{row.name}",
+                     clock=clock)
+        session.commit()
+
+
+def list_tokens(session: Session) -> list[ApiTokenPublic]:
+    return [_public(t) for t in session.exec(select(ApiToken).order_by(ApiToken.id)).all()]
+
+
+def authenticate(session: Session, token: str, *, clock: Clock = utcnow) -> Actor:
+    """Resolve a bearer token to an Actor, or raise Unauthorized (same message for all cases
+    but expiry/revocation, which a user can act on)."""
+    row = session.exec(select(ApiToken).where(ApiToken.hash == hash_token(token))).first()
+    if row is None:
+        raise Unauthorized("invalid API token")
+    if row.revoked_at is not None:
+        raise Unauthorized("this API token was revoked")
+    if row.expires_at is not None and as_utc(row.expires_at) <= clock():
+        raise Unauthorized("this API token has expired")
+    return Actor(name=f"token:{row.name}", role=row.role, via="api")
+
+
+def _public(row: ApiToken) -> ApiTokenPublic:
+    assert row.id is not None
+    return ApiTokenPublic(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        role=row.role,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at) if row.expires_at else None,
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
+    )
+
+

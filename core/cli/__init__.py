@@ -1,0 +1,1 @@
+"""The `modeldeck` command line (Typer). main.py gathers one module per domain."""

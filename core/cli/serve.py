@@ -1,0 +1,119 @@
+"""Processes and administration: `api`, `db upgrade`, `token create`, `demo`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modeldeck.core import db
+from modeldeck.core.auth import service as auth
+from modeldeck.core.auth.models import Role
+from modeldeck.core.cli import context, output
+
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for the REST API and remote clients.",
+                        no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the database schema (run after every upgrade of modeldeck)."""
+    cli = context.get(ctx)
+    engine = db.make_engine(cli.settings.database_url)
+    before = db.current_revision(engine)
+    db.upgrade(engine, revision)
+    after = db.current_revision(engine)
+    if cli.json_output:
+        output.emit_json({"before": before, "after": after})
+    else:
+        output.success(f"database at revision {after} (was {before or 'empty'})")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who or what uses the token, e.g. ci-pipeline.")],
+    role: Annotated[Role, typer.Option(help="viewer < deployer < approver < admin")] =
+        Role.viewer,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expiry (default none).")] =
+        None,
+) -> None:
+    """Create an API token. It is shown once; only its hash is stored."""
+    cli = context.get(ctx)
+    with cli.session() as session:
+        created = auth.create_token(session, name=name, role=role, actor=cli.actor,
+                                    expires_in_days=expires_in_days)
+    if cli.json_output:
+        output.emit_json(created)
+        return
+    output.success(f"token {created.name!r} ({created.role}) created; copy it now, "
+                   "it is not shown again:")
+    print(created.token)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context) -> None:
+    """List API tokens (never their values)."""
+    cli = context.get(ctx)
+    with cli.session() as session:
+        tokens = auth.list_tokens(session)
+    if cli.json_output:
+        output.emit_json(tokens)
+        return
+    output.table("API tokens", ["id", "name", "role", "prefix", "created", "expires", "revoked"],
+                 [(t.id, t.name, t.role, t.prefix + "…", output.ago(t.created_at),
+                   t.expires_at, t.revoked_at) for t in tokens])
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument()]) -> None:
+    """Revoke an API token by id."""
+    cli = context.get(ctx)
+    with cli.session() as session:
+        auth.revoke_token(session, token_id=token_id, actor=cli.actor)
+    output.success(f"token {token_id} revoked")
+
+
+def api(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from config, 8000).")] = None,
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from modeldeck.core import logs
+    from modeldeck.core.api.app import create_app
+
+    cli = context.get(ctx)
+    settings = cli.settings
+    logs.configure(settings.log_format, settings.log_level)
+    app = create_app(settings, engine=cli.engine)
+    uvicorn.run(app, host=host or settings.api.host, port=port or settings.api.port,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+def demo(
+    ctx: typer.Context,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete the demo world and rebuild.")] =
+        False,
+    port: Annotated[int, typer.Option(help="API port (0 = pick a free one).")] = 8000,
+    seed_only: Annotated[bool, typer.Option("--seed-only", help="Build the world, start nothing.")]
+        = False,
+) -> None:
+    """Build a realistic demo world in ./.modeldeck and serve it."""
+    from modeldeck.core import demo as demo_world
+
+    demo_world.run(reset=reset, port=port, seed_only=seed_only,
+                   json_output=context.get(ctx).json_output)
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("api")(api)
+    app.add_typer(db_app, name="db")
+    app.add_typer(token_app, name="token")

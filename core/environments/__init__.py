@@ -1,0 +1,1 @@
+"""Environments (staging, production, ...) and the clusters they run on, from config."""

@@ -1,0 +1,1 @@
+"""Prediction and label ingestion; drift, data-quality and decay checks."""

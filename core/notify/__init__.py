@@ -1,0 +1,1 @@
+"""Delivery channels (Slack Web API, webhook) draining a durable outbox."""

@@ -1,0 +1,1 @@
+"""Promote, roll back, approve; the full deployment history."""

@@ -1,0 +1,150 @@
+"""Deployment history and approvals.
+
+Every row of `deployment` is one request to run a version somewhere; rows are never deleted,
+so "what ran in ENV at time T" is a query and any past state can be restored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlalchemy import Index, text
+from sqlmodel import Field, SQLModel
+
+from modeldeck.core.fields import enum_column, timestamp
+
+
+class DeploymentState(StrEnum):
+    pending = "pending"
+    awaiting_approval = "awaiting_approval"
+    rolling_out = "rolling_out"
+    active = "active"
+    failed = "failed"
+    rolled_back = "rolled_back"
+    superseded = "superseded"
+    rejected = "rejected"
+
+
+IN_FLIGHT = (
+    DeploymentState.pending,
+    DeploymentState.awaiting_approval,
+    DeploymentState.rolling_out,
+)
+FINISHED = (
+    DeploymentState.failed,
+    DeploymentState.rolled_back,
+    DeploymentState.superseded,
+    DeploymentState.rejected,
+)
+
+
+class Via(StrEnum):
+    slack = "slack"
+    api = "api"
+    cli = "cli"
+    dashboard = "dashboard"
+    auto = "auto"
+
+
+class DeploymentKind(StrEnum):
+    promote = "promote"
+    rollback = "rollback"
+
+
+_IN_FLIGHT_SQL = "state IN ('pending', 'awaiting_approval', 'rolling_out')"
+_ACTIVE_SQL = "state = 'active'"
+
+
+class Deployment(SQLModel, table=True):
+    __table_args__ = (
+        # The database, not Python, guarantees one rollout in flight and one active version
+        # per (model, environment).
+        Index(
+            "uq_deployment_in_flight",
+            "model_id",
+            "environment_id",
+            unique=True,
+            postgresql_where=text(_IN_FLIGHT_SQL),
+            sqlite_where=text(_IN_FLIGHT_SQL),
+        ),
+        Index(
+            "uq_deployment_active",
+            "model_id",
+            "environment_id",
+            unique=True,
+            postgresql_where=text(_ACTIVE_SQL),
+            sqlite_where=text(_ACTIVE_SQL),
+        ),
+        Index("ix_deployment_env_started", "environment_id", "model_id", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id", index=True)
+    environment_id: int = Field(foreign_key="environment.id", index=True)
+    version_id: int = Field(foreign_key="model_version.id", index=True)
+    previous_deployment_id: int | None = Field(default=None, foreign_key="deployment.id")
+    kind: DeploymentKind = enum_column(DeploymentKind, DeploymentKind.promote)
+    state: DeploymentState = enum_column(DeploymentState, DeploymentState.pending, index=True)
+    reason: str = Field(default="", max_length=2000)
+    requested_by: str = Field(max_length=200)
+    requested_via: Via = enum_column(Via, Via.api)
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    started_at: datetime = timestamp(default_now=True)
+    activated_at: datetime | None = timestamp()
+    finished_at: datetime | None = timestamp()
+    message: str = Field(default="", max_length=4000)
+    slack_channel: str | None = Field(default=None, max_length=64)
+    slack_ts: str | None = Field(default=None, max_length=64)
+
+
+class DeploymentPublic(BaseModel):
+    id: int
+    model: str
+    environment: str
+    version: str
+    kind: DeploymentKind
+    state: DeploymentState
+    previous_deployment_id: int | None
+    reason: str
+    requested_by: str
+    requested_via: Via
+    started_at: datetime
+    activated_at: datetime | None
+    finished_at: datetime | None
+    message: str
+    approvals: list[ApprovalPublic] = []
+
+
+class DeploymentsPublic(BaseModel):
+    data: list[DeploymentPublic]
+    count: int
+
+
+class Decision(StrEnum):
+    approve = "approve"
+    reject = "reject"
+
+
+class Approval(SQLModel, table=True):
+    __table_args__ = (
+        Index("uq_approval_once", "deployment_id", "approver", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(foreign_key="deployment.id", index=True)
+    approver: str = Field(max_length=200)
+    decision: Decision = enum_column(Decision)
+    comment: str = Field(default="", max_length=2000)
+    at: datetime = timestamp(default_now=True)
+
+
+class ApprovalPublic(BaseModel):
+    approver: str
+    decision: Decision
+    comment: str
+    at: datetime
+
+
+DeploymentPublic.model_rebuild()
