@@ -10,10 +10,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
+from pydantic import Field as Spec
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from modeldeck.core.fields import enum_column, timestamp
+from modeldeck.core.naming import Slug, VersionStr
 
 
 class DeploymentState(StrEnum):
@@ -92,6 +94,7 @@ class Deployment(SQLModel, table=True):
     requested_via: Via = enum_column(Via, Via.api)
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
     started_at: datetime = timestamp(default_now=True)
+    applied_at: datetime | None = timestamp()  # sent to the cluster; rollout timeout runs from here
     activated_at: datetime | None = timestamp()
     finished_at: datetime | None = timestamp()
     message: str = Field(default="", max_length=4000)
@@ -115,6 +118,8 @@ class DeploymentPublic(BaseModel):
     finished_at: datetime | None
     message: str
     approvals: list[ApprovalPublic] = []
+    applied_at: datetime | None = None
+    approvals_required: int = 0
 
 
 class DeploymentsPublic(BaseModel):
@@ -128,9 +133,7 @@ class Decision(StrEnum):
 
 
 class Approval(SQLModel, table=True):
-    __table_args__ = (
-        Index("uq_approval_once", "deployment_id", "approver", unique=True),
-    )
+    __table_args__ = (Index("uq_approval_once", "deployment_id", "approver", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     deployment_id: int = Field(foreign_key="deployment.id", index=True)
@@ -148,3 +151,31 @@ class ApprovalPublic(BaseModel):
 
 
 DeploymentPublic.model_rebuild()
+
+
+class PromoteRequest(BaseModel):
+    """POST /deployments: run `version` of `model` in `environment` (name or alias)."""
+
+    model: Slug
+    version: VersionStr
+    environment: str = Spec(min_length=1, max_length=64)
+    reason: str = Spec(default="", max_length=2000)
+    idempotency_key: str | None = Spec(default=None, min_length=1, max_length=200)
+
+
+class RollbackRequest(BaseModel):
+    """POST /rollbacks: go back to the previous version, or to `to_version` from the history."""
+
+    model: Slug
+    environment: str = Spec(min_length=1, max_length=64)
+    to_version: VersionStr | None = None
+    reason: str = Spec(default="", max_length=2000)
+    idempotency_key: str | None = Spec(default=None, min_length=1, max_length=200)
+
+
+class ApprovalRequest(BaseModel):
+    """POST /approvals: approve or reject a rollout awaiting approval."""
+
+    deployment_id: int = Spec(gt=0)
+    decision: Decision = Decision.approve
+    comment: str = Spec(default="", max_length=2000)

@@ -47,38 +47,56 @@ def to_public(session: Session, rows: Sequence[Deployment]) -> list[DeploymentPu
     env_ids = {r.environment_id for r in rows}
     version_ids = {r.version_id for r in rows}
     dep_ids = [r.id for r in rows]
-    models = dict(session.exec(select(Model.id, Model.name)
-                               .where(col(Model.id).in_(model_ids))).all())
-    envs = dict(session.exec(select(Environment.id, Environment.name)
-                             .where(col(Environment.id).in_(env_ids))).all())
-    versions = dict(session.exec(select(ModelVersion.id, ModelVersion.version)
-                                 .where(col(ModelVersion.id).in_(version_ids))).all())
+    models = dict(
+        session.exec(select(Model.id, Model.name).where(col(Model.id).in_(model_ids))).all()
+    )
+    env_rows = session.exec(
+        select(Environment.id, Environment.name, Environment.approvals_required).where(
+            col(Environment.id).in_(env_ids)
+        )
+    ).all()
+    envs = {e_id: name for e_id, name, _ in env_rows}
+    required = {e_id: needed for e_id, _, needed in env_rows}
+    versions = dict(
+        session.exec(
+            select(ModelVersion.id, ModelVersion.version).where(
+                col(ModelVersion.id).in_(version_ids)
+            )
+        ).all()
+    )
     approvals: dict[int, list[ApprovalPublic]] = defaultdict(list)
-    for a in session.exec(select(Approval).where(col(Approval.deployment_id).in_(dep_ids))
-                          .order_by(Approval.at)).all():
+    for a in session.exec(
+        select(Approval).where(col(Approval.deployment_id).in_(dep_ids)).order_by(Approval.at)
+    ).all():
         approvals[a.deployment_id].append(
-            ApprovalPublic(approver=a.approver, decision=a.decision, comment=a.comment,
-                           at=as_utc(a.at)))
+            ApprovalPublic(
+                approver=a.approver, decision=a.decision, comment=a.comment, at=as_utc(a.at)
+            )
+        )
     out = []
     for r in rows:
         assert r.id is not None
-        out.append(DeploymentPublic(
-            id=r.id,
-            model=models[r.model_id],
-            environment=envs[r.environment_id],
-            version=versions[r.version_id],
-            kind=r.kind,
-            state=r.state,
-            previous_deployment_id=r.previous_deployment_id,
-            reason=r.reason,
-            requested_by=r.requested_by,
-            requested_via=r.requested_via,
-            started_at=as_utc(r.started_at),
-            activated_at=as_utc(r.activated_at) if r.activated_at else None,
-            finished_at=as_utc(r.finished_at) if r.finished_at else None,
-            message=r.message,
-            approvals=approvals.get(r.id, []),
-        ))
+        out.append(
+            DeploymentPublic(
+                id=r.id,
+                model=models[r.model_id],
+                environment=envs[r.environment_id],
+                version=versions[r.version_id],
+                kind=r.kind,
+                state=r.state,
+                previous_deployment_id=r.previous_deployment_id,
+                reason=r.reason,
+                requested_by=r.requested_by,
+                requested_via=r.requested_via,
+                started_at=as_utc(r.started_at),
+                activated_at=as_utc(r.activated_at) if r.activated_at else None,
+                finished_at=as_utc(r.finished_at) if r.finished_at else None,
+                message=r.message,
+                approvals=approvals.get(r.id, []),
+                applied_at=as_utc(r.applied_at) if r.applied_at else None,
+                approvals_required=required[r.environment_id],
+            )
+        )
     return out
 
 
@@ -110,19 +128,23 @@ def history(
     if states:
         query = query.where(col(Deployment.state).in_(list(states)))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(Deployment.started_at).desc(),
-                                       col(Deployment.id).desc())
-                        .offset(offset).limit(limit)).all()
+    rows = session.exec(
+        query.order_by(col(Deployment.started_at).desc(), col(Deployment.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
     return DeploymentsPublic(data=to_public(session, rows), count=total)
 
 
-def running_at(session: Session, *, environment: str, at: datetime,
-               model: str | None = None) -> list[DeploymentPublic]:
+def running_at(
+    session: Session, *, environment: str, at: datetime, model: str | None = None
+) -> list[DeploymentPublic]:
     """What ran in `environment` at time `at`: deployments active then, one per model.
 
     A deployment ran from `activated_at` until `finished_at` (superseded or rolled back);
     still-active ones have no `finished_at`.
     """
+    at = as_utc(at)  # SQLite compares the stored UTC text: bind the same instant in UTC
     env = session.exec(select(Environment).where(Environment.name == environment)).first()
     if env is None:
         raise NotFound(f"no environment named {environment!r}")
@@ -145,8 +167,11 @@ def status(session: Session, *, model: str | None = None) -> list[StatusRow]:
     if model:
         model_query = model_query.where(Model.name == registry.get_model(session, model).name)
     models = session.exec(model_query).all()
-    envs = session.exec(select(Environment).where(Environment.active == True)  # noqa: E712
-                        .order_by(Environment.id)).all()
+    envs = session.exec(
+        select(Environment)
+        .where(Environment.active == True)  # noqa: E712
+        .order_by(Environment.id)
+    ).all()
     model_ids = [m.id for m in models]
     live = session.exec(
         select(Deployment).where(
@@ -165,14 +190,16 @@ def status(session: Session, *, model: str | None = None) -> list[StatusRow]:
         for e in envs:
             key = (m.id or 0, e.id or 0)
             cur = active.get(key)
-            out.append(StatusRow(
-                model=m.name,
-                team=m.team,
-                environment=e.name,
-                version=cur.version if cur else None,
-                since=cur.activated_at if cur else None,
-                promoted_by=cur.requested_by if cur else None,
-                deployment_id=cur.id if cur else None,
-                in_flight=flying.get(key),
-            ))
+            out.append(
+                StatusRow(
+                    model=m.name,
+                    team=m.team,
+                    environment=e.name,
+                    version=cur.version if cur else None,
+                    since=cur.activated_at if cur else None,
+                    promoted_by=cur.requested_by if cur else None,
+                    deployment_id=cur.id if cur else None,
+                    in_flight=flying.get(key),
+                )
+            )
     return out

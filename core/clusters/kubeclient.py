@@ -1,0 +1,116 @@
+"""Kubernetes connections (one per configured cluster/context) and error translation.
+
+Every call goes through `call`, which turns the client's exceptions into
+`BackendUnavailable` with the API server's own message, so a promote that cannot reach the
+cluster fails with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.util.retry import Retry
+
+from modeldeck.core.config import ClusterConfig
+from modeldeck.core.errors import BackendUnavailable
+
+T = TypeVar("T")
+
+
+class TargetMissing(BackendUnavailable):
+    """The object modeldeck should change does not exist (deleted by hand, or a wrong target)."""
+
+
+def api_client(cluster: ClusterConfig) -> k8s.ApiClient:
+    """An ApiClient for this cluster: in-cluster service account, or its kubeconfig context."""
+    configuration = k8s.Configuration()
+    try:
+        if cluster.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(
+                config_file=cluster.kubeconfig,
+                context=cluster.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (ConfigException, OSError) as exc:
+        where = (
+            "in-cluster service account"
+            if cluster.in_cluster
+            else (
+                f"kubeconfig {cluster.kubeconfig or '~/.kube/config'}"
+                + (f" context {cluster.context!r}" if cluster.context else "")
+            )
+        )
+        raise BackendUnavailable(
+            f"cluster {cluster.name}: cannot load {where}: {exc}",
+            hint="check clusters[].kubeconfig / context in modeldeck.yaml",
+        ) from exc
+    # Retry connecting (a restarting API server), never a request the server may have seen.
+    configuration.retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.2)
+    return k8s.ApiClient(configuration)
+
+
+def timeout(cluster: ClusterConfig) -> tuple[float, float]:
+    """(connect, read) seconds for one API request."""
+    return (min(cluster.api_timeout_seconds, 5.0), cluster.api_timeout_seconds)
+
+
+def call(cluster: ClusterConfig, what: str, fn: Callable[[], T]) -> T:
+    """Run one API request; translate failures into BackendUnavailable (TargetMissing on 404)."""
+    try:
+        return fn()
+    except ApiException as exc:
+        message = status_message(exc)
+        if exc.status == 404:
+            raise TargetMissing(
+                f"{what}: not found on cluster {cluster.name} ({message})",
+                hint="was it deleted by hand? modeldeck changes existing objects "
+                "and never creates them; check environments[].target",
+            ) from exc
+        if exc.status in (401, 403):
+            raise BackendUnavailable(
+                f"cluster {cluster.name} refused {what}: HTTP {exc.status} {message}",
+                hint="check the credentials and RBAC of modeldeck's kubeconfig user",
+            ) from exc
+        if exc.status is not None and 400 <= exc.status < 500:
+            raise BackendUnavailable(
+                f"cluster {cluster.name} rejected {what}: HTTP {exc.status} {message}"
+            ) from exc
+        raise BackendUnavailable(
+            f"cluster {cluster.name} failed {what}: HTTP {exc.status} {message}"
+        ) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise BackendUnavailable(
+            f"cluster {cluster.name} unreachable during {what}: "
+            f"{type(reason).__name__}: {_short(str(reason))}"
+        ) from exc
+
+
+def status_message(exc: ApiException) -> str:
+    """The `message` of the Kubernetes Status object in an error body, else the HTTP reason."""
+    body: Any = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return _short(body)
+        if isinstance(data, dict) and data.get("message"):
+            return _short(str(data["message"]))
+    return str(exc.reason or "")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
