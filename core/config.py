@@ -21,7 +21,8 @@ from modeldeck.core.naming import Slug
 
 DEFAULT_CONFIG_FILE = "modeldeck.yaml"
 DEMO_CONFIG_FILE = ".modeldeck/modeldeck.yaml"  # written by `modeldeck demo`
-CONFIG_ENV = "MODELDECK_CONFIG"
+ENV_PREFIX = "MODELDECK_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 
 class Strict(BaseModel):
@@ -44,6 +45,7 @@ class ClusterConfig(Strict):
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool = False
+    api_timeout_seconds: float = Field(default=10, gt=0, description="per Kubernetes API request")
     # simulated backend only
     rollout_seconds: float = Field(default=0.0, ge=0)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
@@ -110,6 +112,16 @@ class PrometheusConfig(Strict):
     bearer_token: SecretStr | None = None
     timeout_seconds: float = Field(default=10, gt=0)
     max_points: int = Field(default=11_000, gt=0, description="bound on points per series")
+    step_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="hardware sample resolution; >= the DCGM scrape interval",
+    )
+    idle_util_percent: float = Field(default=5, ge=0, le=100, description="GPU idle below this")
+    idle_hours: float = Field(default=6, gt=0, description="…for this long, held by a version")
+    memory_full_percent: float = Field(default=95, gt=0, le=100)
+    temp_max_celsius: float = Field(default=85, gt=0)
     metrics: dict[str, str] = Field(
         default_factory=lambda: {
             "gpu_util": "DCGM_FI_DEV_GPU_UTIL",
@@ -118,6 +130,7 @@ class PrometheusConfig(Strict):
             "power": "DCGM_FI_DEV_POWER_USAGE",
             "temp": "DCGM_FI_DEV_GPU_TEMP",
             "engine_active": "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+            "energy": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
             "pod_labels": "kube_pod_labels",
         }
     )
@@ -132,6 +145,8 @@ class PrometheusConfig(Strict):
             "container": "container",
             "model": "label_modeldeck_io_model",
             "version": "label_modeldeck_io_version",
+            "cluster": "cluster",
+            "mig_instance": "GPU_I_ID",
         }
     )
 
@@ -151,6 +166,43 @@ class CheckConfig(Strict):
     trust: Literal["shadow", "notify", "pause", "rollback"] = "notify"
 
 
+class WebhookConfig(Strict):
+    """A generic JSON webhook that receives notifications (e.g. PagerDuty/Opsgenie bridges)."""
+
+    name: Slug
+    url: SecretStr = Field(description="http(s) URL; secret: many embed a token")
+    kinds: list[str] = Field(default_factory=lambda: ["alert", "alert_resolved"])
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10, gt=0)
+
+    @model_validator(mode="after")
+    def _http(self) -> WebhookConfig:
+        if not self.url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError(f"webhook {self.name}: url must start with http:// or https://")
+        return self
+
+
+class NotifyConfig(Strict):
+    """Alert repetition and outbox delivery (retry with exponential backoff, then dead letter)."""
+
+    repeat_interval_hours: float = Field(default=4, gt=0, description="re-notify still firing")
+    max_attempts: int = Field(default=20, ge=1, description="then the message is dead-lettered")
+    backoff_seconds: float = Field(default=5, gt=0)
+    max_backoff_seconds: float = Field(default=1800, gt=0)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
+class SchedulerConfig(Strict):
+    """Intervals of the scheduler's own jobs (check intervals are per model in `checks`)."""
+
+    drain_seconds: float = Field(default=5, gt=0)
+    rollouts_seconds: float = Field(default=10, gt=0, description="advance rollouts in flight")
+    reconcile_seconds: float = Field(default=60, gt=0, description="compare clusters to records")
+    sync_seconds: float = Field(default=60, gt=0)
+    workers: int = Field(default=4, ge=1, description="threads running jobs")
+    leader_poll_seconds: float = Field(default=5, gt=0)
+
+
 class ApiConfig(Strict):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -162,7 +214,7 @@ class Settings(BaseSettings):
     """All of modeldeck's configuration. Secrets are SecretStr: never logged, never shown."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MODELDECK_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
@@ -180,6 +232,8 @@ class Settings(BaseSettings):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     checks: CheckConfig = Field(default_factory=CheckConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     model_checks: dict[str, CheckConfig] = Field(
         default_factory=dict, description="per-model overrides of `checks`"
     )
@@ -191,15 +245,35 @@ class Settings(BaseSettings):
     def _references(self) -> Settings:
         clusters = {c.name for c in self.clusters}
         envs = {e.name for e in self.environments}
+        for section, names in (
+            ("clusters", [c.name for c in self.clusters]),
+            ("environments", [e.name for e in self.environments]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{section}: duplicate name {', '.join(dupes)}")
+        aliases: dict[str, str] = {}
         for env in self.environments:
+            for alias in env.aliases:
+                owner = aliases.setdefault(alias.lower(), env.name)
+                if (alias.lower() in envs and alias.lower() != env.name) or owner != env.name:
+                    raise ValueError(
+                        f"environments[{env.name}].aliases: {alias!r} already names "
+                        f"{owner if owner != env.name else alias.lower()}"
+                    )
+        for env in self.environments:
+            if env.requires_previous == env.name:
+                raise ValueError(
+                    f"environments[{env.name}].requires_previous: cannot require itself"
+                )
             if env.cluster not in clusters:
                 raise ValueError(
-                    f"environments.{env.name}.cluster: unknown cluster {env.cluster!r}"
+                    f"environments[{env.name}].cluster: unknown cluster {env.cluster!r}"
                     f" (known: {sorted(clusters) or 'none'})"
                 )
             if env.requires_previous and env.requires_previous not in envs:
                 raise ValueError(
-                    f"environments.{env.name}.requires_previous: unknown environment "
+                    f"environments[{env.name}].requires_previous: unknown environment "
                     f"{env.requires_previous!r}"
                 )
         return self
@@ -225,34 +299,102 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from exc
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise ConfigError(f"{path}: not valid YAML{where}{detail}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
+        )
+    for key in data:
+        # pydantic-settings reads `_env_file`, `_secrets_dir`... from init arguments: a config
+        # file must not be able to point the loader somewhere else.
+        if not isinstance(key, str) or key.startswith("_"):
+            raise ConfigError(f"{path}: {key}: unknown key (see deploy/modeldeck.example.yaml)")
     return data
 
 
-def _explain(exc: ValidationError, source: str) -> str:
+def _env_var_for(loc: tuple[int | str, ...]) -> str | None:
+    """The MODELDECK_* variable that set the value at `loc`, if the environment set it."""
+    env = {k.upper(): k for k in os.environ}
+    names: list[str] = []
+    parts: list[str] = []
+    for part in loc:
+        if not isinstance(part, str):
+            break
+        parts.append(part.upper())
+        names.append(ENV_PREFIX + "__".join(parts))
+    for name in reversed(names):  # the most specific variable first
+        if name in env:
+            return env[name]
+    return None
+
+
+def _where(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """`environments[production].cluster` rather than `environments.1.cluster`."""
+    out = ""
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            out += f"[{name}]" if isinstance(name, str) and name else f"[{part}]"
+            node = item
+        else:
+            out += f".{part}" if out else part
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _explain(exc: ValidationError, source: str, data: dict[str, Any] | None = None) -> str:
+    """One line per problem: where it came from (file or variable), the key, what is wrong."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = tuple(err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see deploy/modeldeck.example.yaml)"
-        elif err["type"] == "value_error":
-            msg = msg.removeprefix("Value error, ")
-        lines.append(f"{source}: {key}: {msg}")
+        elif err["type"] in ("value_error", "assertion_error"):
+            msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        var = _env_var_for(loc) if loc else None
+        origin = f"environment variable {var}" if var else source
+        key = _where(data or {}, loc)
+        lines.append(f"{origin}: {key}: {msg}" if key else f"{origin}: {msg}")
     return "\n".join(lines)
 
 
@@ -277,4 +419,4 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source)) from None
+        raise ConfigError(_explain(exc, source, data)) from None

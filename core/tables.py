@@ -10,7 +10,9 @@ from sqlmodel import SQLModel
 from modeldeck.core.alerts import models as alerts_models
 from modeldeck.core.audit import models as audit_models
 from modeldeck.core.auth import models as auth_models
+from modeldeck.core.clusters import models as clusters_models
 from modeldeck.core.environments import models as environments_models
+from modeldeck.core.hardware import models as hardware_models
 from modeldeck.core.monitoring import models as monitoring_models
 from modeldeck.core.notify import models as notify_models
 from modeldeck.core.registry import models as registry_models
@@ -22,7 +24,9 @@ __all__ = [
     "alerts_models",
     "audit_models",
     "auth_models",
+    "clusters_models",
     "environments_models",
+    "hardware_models",
     "metadata",
     "monitoring_models",
     "notify_models",

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from modeldeck.core import __version__
-from modeldeck.core.cli import registry, serve, status
-from modeldeck.core.cli.context import CliContext
-from modeldeck.core.cli.output import error
-from modeldeck.core.errors import ConfigError, InvalidInput, ModeldeckError
+from modeldeck.core.cli import (
+    alerts,
+    bot,
+    dashboard,
+    hardware,
+    registry,
+    rollouts,
+    scheduler,
+    serve,
+    status,
+)
+from modeldeck.core.cli.context import CliContext, CliGroup
 
 app = typer.Typer(
     name="modeldeck",
@@ -21,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    cls=CliGroup,  # maps the core's errors to exit codes (1 failure, 2 invalid input)
 )
 
 
@@ -46,32 +53,15 @@ def root(
 
 registry.register_commands(app)
 status.register_commands(app)
+rollouts.register_commands(app)
 serve.register_commands(app)
+bot.register_commands(app)
+alerts.register_commands(app)
+hardware.register_commands(app)
+scheduler.register_commands(app)
+dashboard.register_commands(app)
 
 
 def main() -> None:
-    """Console entry point: domain errors become one red line and exit code 1 (2 for usage)."""
-    try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        error("aborted")
-        sys.exit(1)
-    except InvalidInput as exc:
-        error(exc.message, exc.hint)
-        sys.exit(2)
-    except (ConfigError, ModeldeckError) as exc:
-        error(exc.message, exc.hint)
-        sys.exit(1)
-    except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "value"
-            error(f"{field}: {err['msg'].removeprefix('Value error, ')}")
-        sys.exit(2)
-    except Exception as exc:
-        # Typer's (vendored) click raises usage errors that know their exit code (2).
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    """Console entry point: exit 0 ok, 1 failure, 2 usage error (see CliGroup)."""
+    app()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import create_engine
 
+from modeldeck.core.fields import UTCDateTime
 from modeldeck.core.tables import metadata
 
 config = context.config
+
+
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Write our column types as plain SQLAlchemy ones: a migration must not depend on code
+    that may change later."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _configure(connection: object) -> None:
@@ -16,6 +28,7 @@ def _configure(connection: object) -> None:
         target_metadata=metadata,
         render_as_batch=True,  # SQLite needs batch mode for ALTER
         compare_type=True,
+        render_item=_render_item,
     )
 
 

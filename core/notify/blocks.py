@@ -1,8 +1,8 @@
 """Slack Block Kit for outbox messages (alerts, approval requests, rollout updates).
 
 Rendered at delivery time from the current database state, so a message delivered late after
-a Slack outage shows the truth, not what was true when it was queued.
-Owned by the Slack work (bot/ reuses these builders for in-place updates).
+a Slack outage shows the truth, not what was true when it was queued. The bot reuses the same
+builders for its replies and for updating a message in place after a click.
 """
 
 from __future__ import annotations
@@ -11,14 +11,192 @@ from typing import Any
 
 from sqlmodel import Session
 
+from modeldeck.core.alerts.models import Alert, AlertPublic, AlertStatus
+from modeldeck.core.alerts.public import to_public as alerts_public
 from modeldeck.core.config import Settings
+from modeldeck.core.errors import NotFound
+from modeldeck.core.notify import kit
+from modeldeck.core.notify.actions import ActionId, BlockId
 from modeldeck.core.notify.models import OutboxMessage
+from modeldeck.core.rollouts import queries as rollouts
+from modeldeck.core.rollouts.models import (
+    Decision,
+    DeploymentKind,
+    DeploymentPublic,
+    DeploymentState,
+)
+
+Message = dict[str, Any]
+ALERT_KINDS = ("alert", "alert_resolved", "alert_update")
+DEPLOYMENT_KINDS = ("approval_request", "deployment_update", "rollout_update")
+HIDDEN_DETAILS = {"dashboard_url", "deployment_id"}  # shown as a button, or internal
 
 
-def render(session: Session, settings: Settings, message: OutboxMessage) -> dict[str, Any]:
-    """Return {"text": fallback, "blocks": [...]} for a queued message.
+def render(session: Session, settings: Settings, message: OutboxMessage) -> Message:
+    """Return {"text": fallback, "blocks": [...]} for a queued message, from current state."""
+    payload = message.payload
+    if message.kind in ALERT_KINDS and "alert_id" in payload:
+        return load_alert_message(session, settings, int(payload["alert_id"]))
+    if message.kind in DEPLOYMENT_KINDS and "deployment_id" in payload:
+        return load_deployment_message(session, settings, int(payload["deployment_id"]))
+    text = str(payload.get("text") or f"modeldeck {message.kind}")
+    return kit.message(text, [kit.section(kit.escape(text))])
 
-    Minimal first version: a plain section; the Slack work replaces it with rich Block Kit.
-    """
-    text = str(message.payload.get("text") or f"modeldeck {message.kind}")
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+# --- deployments (approval requests, rollout updates, replies to promote/rollback) ---------
+
+
+def load_deployment_message(session: Session, settings: Settings, deployment_id: int, *,
+                            buttons: bool = True) -> Message:
+    """The message for one deployment as it is now (buttons only while awaiting approval)."""
+    dep = rollouts.to_public(session, [rollouts.get(session, deployment_id)])[0]
+    previous = None
+    if dep.previous_deployment_id is not None:
+        prev_row = rollouts.get(session, dep.previous_deployment_id)
+        previous = rollouts.to_public(session, [prev_row])[0].version
+    return deployment_message(settings, dep, previous_version=previous, buttons=buttons)
+
+
+def deployment_title(dep: DeploymentPublic) -> str:
+    if dep.kind == DeploymentKind.rollback:
+        return f"Roll back {dep.model} in {dep.environment} to {dep.version}"
+    return f"Promote {dep.model} {dep.version} → {dep.environment}"
+
+
+def deployment_message(settings: Settings, dep: DeploymentPublic, *,
+                       previous_version: str | None = None, buttons: bool = True) -> Message:
+    """A deployment: what, where, who, when, state, reason, approvals, and the buttons
+    (Approve / Reject while it awaits approval, unless `buttons` is False)."""
+    waiting = dep.state == DeploymentState.awaiting_approval
+    title = deployment_title(dep)
+    prefix = ":raised_hand: Approval needed: " if waiting else ""
+    version = dep.version if previous_version is None \
+        else f"{dep.version} (from {previous_version})"
+    blocks = [
+        kit.header(prefix + title),
+        kit.fields([
+            ("Model", dep.model),
+            ("Version", version),
+            ("Environment", dep.environment),
+            ("State", kit.state_label(dep.state)),
+            ("Requested by", f"{kit.mention(dep.requested_by)} via {dep.requested_via}"),
+            ("When", kit.slack_date(dep.started_at)),
+        ]),
+    ]
+    reason = dep.reason.strip()
+    blocks.append(kit.section(f"*Reason*\n>{kit.escape(reason)}" if reason
+                              else "*Reason*\n_none given_"))
+    if dep.approvals_required or dep.approvals:
+        blocks.append(kit.section(_approvals_text(dep, dep.approvals_required)))
+    if dep.message:
+        blocks.append(kit.context(kit.escape(dep.message)))
+    url = kit.dashboard_url(settings, "model", model=dep.model, env=dep.environment)
+    elements = [kit.link_button("Open dashboard", url)]
+    if waiting and buttons:
+        value = str(dep.id)
+        elements = [
+            kit.button("Approve", ActionId.approve, value, style="primary"),
+            kit.button("Reject", ActionId.reject, value, style="danger",
+                       confirm=kit.confirm("Reject this request?",
+                                           f"{kit.escape(title)} will not happen.", "Reject")),
+            *elements,
+        ]
+    blocks.append(kit.actions(BlockId.approval_actions, elements))
+    blocks.append(kit.context(f"deployment #{dep.id}"))
+    text = f"{title}: {dep.state.value.replace('_', ' ')} (requested by " \
+           f"{kit.mention(dep.requested_by)})"
+    return kit.message(text, blocks)
+
+
+def _approvals_text(dep: DeploymentPublic, required: int) -> str:
+    approved = sum(1 for a in dep.approvals if a.decision == Decision.approve)
+    lines = [f"*Approvals* {approved} of {required}"]
+    for a in dep.approvals:
+        icon = ":white_check_mark:" if a.decision == Decision.approve else ":no_entry:"
+        verb = "approved" if a.decision == Decision.approve else "rejected"
+        comment = f" — {kit.escape(a.comment)}" if a.comment else ""
+        lines.append(f"{icon} {kit.mention(a.approver)} {verb} {kit.slack_date(a.at)}{comment}")
+    if dep.state == DeploymentState.awaiting_approval:
+        lines.append("_The requester cannot approve their own request._")
+    return "\n".join(lines)
+
+
+# --- alerts --------------------------------------------------------------------------------
+
+
+def load_alert_message(session: Session, settings: Settings, alert_id: int) -> Message:
+    row = session.get(Alert, alert_id)
+    if row is None:
+        raise NotFound(f"no alert with id {alert_id}")
+    return alert_message(settings, alerts_public(session, [row])[0])
+
+
+def alert_title(alert: AlertPublic) -> str:
+    where = f" on {alert.model}" if alert.model else ""
+    env = f" ({alert.environment})" if alert.environment else ""
+    return f"{alert.rule}{where}{env}"
+
+
+def alert_message(settings: Settings, alert: AlertPublic) -> Message:
+    """An alert that explains itself: what, where, since when, the numbers, and what to do."""
+    icon = kit.SEVERITY_ICON[alert.severity] if alert.status == AlertStatus.firing \
+        else kit.ALERT_ICON[alert.status]
+    title = alert_title(alert)
+    blocks = [kit.header(f"{icon} {alert.severity.value.upper()}: {title}")]
+    if alert.summary:
+        blocks.append(kit.section(kit.escape(alert.summary)))
+    blocks.append(kit.fields([
+        ("Model", alert.model or "-"),
+        ("Version", alert.version or "-"),
+        ("Environment", alert.environment or "-"),
+        ("Status", _alert_status(alert)),
+        ("First seen", kit.slack_date(alert.first_seen)),
+        ("Last seen", f"{kit.slack_date(alert.last_seen)} ({alert.count}×)"),
+    ]))
+    if facts := _facts(alert.details):
+        blocks.append(kit.section(facts))
+    url = str(alert.details.get("dashboard_url") or kit.dashboard_url(settings, "alerts",
+                                                                       alert=alert.id))
+    buttons = []
+    if alert.status != AlertStatus.resolved and alert.model and alert.environment:
+        buttons.append(kit.button(
+            "Roll back", ActionId.rollback, str(alert.id), style="danger",
+            confirm=kit.confirm("Roll back?", f"Roll back *{alert.model}* in "
+                                f"*{alert.environment}* to the version that ran before "
+                                f"{alert.version or 'this one'}?", "Roll back")))
+    if alert.status == AlertStatus.firing:
+        buttons.append(kit.button("Snooze 1h", ActionId.snooze_1h, str(alert.id)))
+    buttons.append(kit.link_button("Open dashboard", url))
+    blocks.append(kit.actions(BlockId.alert_actions, buttons))
+    blocks.append(kit.context(f"alert #{alert.id} · `{alert.fingerprint[:12]}`"))
+    text = f"[{alert.status.value}] {alert.severity.value}: {title}"
+    if alert.summary:
+        text += f" — {alert.summary}"
+    return kit.message(text, blocks)
+
+
+def _alert_status(alert: AlertPublic) -> str:
+    label = f"{kit.ALERT_ICON[alert.status]} {alert.status.value}"
+    if alert.status == AlertStatus.snoozed:
+        return f"{label} until {kit.slack_date(alert.snoozed_until)} by " \
+               f"{kit.mention(alert.snoozed_by)}"
+    if alert.status == AlertStatus.resolved:
+        by = f" by {kit.mention(alert.resolved_by)}" if alert.resolved_by else ""
+        return f"{label} {kit.slack_date(alert.resolved_at)}{by}"
+    return label
+
+
+def _facts(details: dict[str, Any]) -> str:
+    """Metric, value, threshold, window, top features: whatever the rule recorded."""
+    lines = []
+    for key, value in list(details.items())[:12]:
+        if isinstance(value, dict) or key in HIDDEN_DETAILS:
+            continue  # per-column breakdowns belong on the dashboard
+        if isinstance(value, list | tuple):
+            shown = ", ".join(str(v) for v in value[:8]) + (" …" if len(value) > 8 else "")
+        elif isinstance(value, float):
+            shown = f"{value:.4g}"
+        else:
+            shown = str(value)
+        lines.append(f"*{kit.escape(key.replace('_', ' '))}*: {kit.escape(shown)}")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:57:12.640157
+Create Date: 2026-11-23 10:25:49.932672
 """
 
 from collections.abc import Sequence
@@ -83,6 +83,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_environment_name"), ["name"], unique=True)
 
     op.create_table(
+        "hardware_scrape",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ok", sa.Boolean(), nullable=False),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("series", sa.Integer(), nullable=False),
+        sa.Column("queries", sa.Integer(), nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("findings", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("hardware_scrape", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_hardware_scrape_started_at"), ["started_at"], unique=False
+        )
+
+    op.create_table(
         "model",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -114,9 +135,23 @@ def upgrade() -> None:
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "pending",
+                "sent",
+                "skipped",
+                "dead",
+                name="outboxstatus",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -126,7 +161,36 @@ def upgrade() -> None:
             batch_op.f("ix_outbox_message_next_attempt_at"), ["next_attempt_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_outbox_message_sent_at"), ["sent_at"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_message_status_due", ["status", "next_attempt_at"], unique=False
+        )
 
+    op.create_table(
+        "simulated_workload",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("cluster", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("namespace", sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
+        sa.Column("model", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("version", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("image", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("artifact_uri", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("deployment_id", sa.Integer(), nullable=True),
+        sa.Column("desired_version", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("desired_image", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column(
+            "desired_artifact_uri", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True
+        ),
+        sa.Column("desired_deployment_id", sa.Integer(), nullable=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ready_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fails", sa.Boolean(), nullable=False),
+        sa.Column("failure_reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("edited_by_hand", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("cluster", "namespace", "name", name="uq_simulated_workload"),
+    )
     op.create_table(
         "model_version",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -181,6 +245,7 @@ def upgrade() -> None:
         sa.Column("model_id", sa.Integer(), nullable=True),
         sa.Column("version_id", sa.Integer(), nullable=True),
         sa.Column("environment_id", sa.Integer(), nullable=True),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column(
             "status",
             sa.Enum(
@@ -194,9 +259,11 @@ def upgrade() -> None:
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_notified", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("snoozed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("snoozed_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("pauses_promotions", sa.Boolean(), nullable=False),
         sa.Column("slack_channel", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("slack_ts", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.ForeignKeyConstraint(
@@ -217,6 +284,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_alert_fingerprint"), ["fingerprint"], unique=False)
         batch_op.create_index(batch_op.f("ix_alert_model_id"), ["model_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_alert_status"), ["status"], unique=False)
+        batch_op.create_index(
+            "uq_alert_open_fingerprint",
+            ["fingerprint"],
+            unique=True,
+            postgresql_where=sa.text("status IN ('firing', 'snoozed')"),
+            sqlite_where=sa.text("status IN ('firing', 'snoozed')"),
+        )
 
     op.create_table(
         "deployment",
@@ -258,6 +332,7 @@ def upgrade() -> None:
         ),
         sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
@@ -307,6 +382,79 @@ def upgrade() -> None:
             sqlite_where=sa.text("state IN ('pending', 'awaiting_approval', 'rolling_out')"),
         )
 
+    op.create_table(
+        "gpu_usage_hourly",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cluster", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("node", sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
+        sa.Column("gpu_uuid", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("gpu_index", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("mig_instance", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("gpu_model", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("namespace", sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
+        sa.Column("pod", sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
+        sa.Column("model_id", sa.Integer(), nullable=True),
+        sa.Column("version_id", sa.Integer(), nullable=True),
+        sa.Column("environment_id", sa.Integer(), nullable=True),
+        sa.Column("attribution", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("util_mean", sa.Float(), nullable=False),
+        sa.Column("util_p95", sa.Float(), nullable=False),
+        sa.Column("engine_active_mean", sa.Float(), nullable=True),
+        sa.Column("memory_used_mib", sa.Float(), nullable=True),
+        sa.Column("memory_used_max_mib", sa.Float(), nullable=True),
+        sa.Column("memory_total_mib", sa.Float(), nullable=True),
+        sa.Column("power_watts", sa.Float(), nullable=True),
+        sa.Column("energy_wh", sa.Float(), nullable=True),
+        sa.Column("temp_celsius", sa.Float(), nullable=True),
+        sa.Column("temp_max_celsius", sa.Float(), nullable=True),
+        sa.Column("gpu_seconds", sa.Float(), nullable=False),
+        sa.Column("shared", sa.Boolean(), nullable=False),
+        sa.Column("samples", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["environment_id"],
+            ["environment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["model.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["model_version.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("gpu_usage_hourly", schema=None) as batch_op:
+        batch_op.create_index("ix_gpu_usage_hourly_cluster_hour", ["cluster", "hour"], unique=False)
+        batch_op.create_index(batch_op.f("ix_gpu_usage_hourly_hour"), ["hour"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_gpu_usage_hourly_model_id"), ["model_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_gpu_usage_hourly_version_hour", ["version_id", "hour"], unique=False
+        )
+
+    op.create_table(
+        "reference_profile",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version_id", sa.Integer(), nullable=False),
+        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("data_uri", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("source_uri", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("columns", sa.JSON(), nullable=False),
+        sa.Column("task", sa.JSON(), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["model_version.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("version_id"),
+    )
     op.create_table(
         "approval",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -369,6 +517,7 @@ def upgrade() -> None:
         sa.Column("reference_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("rows", sa.Integer(), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["deployment_id"],
@@ -386,11 +535,74 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "cluster_drift",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("model_id", sa.Integer(), nullable=False),
+        sa.Column("environment_id", sa.Integer(), nullable=False),
+        sa.Column("deployment_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "missing",
+                "version",
+                "artifact",
+                "unreachable",
+                name="driftkind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("expected", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("observed", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["environment_id"],
+            ["environment.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["model.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("cluster_drift", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_cluster_drift_environment_id"), ["environment_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_cluster_drift_model_id"), ["model_id"], unique=False)
+        batch_op.create_index(
+            "uq_cluster_drift_open",
+            ["model_id", "environment_id", "kind"],
+            unique=True,
+            postgresql_where=sa.text("resolved_at IS NULL"),
+            sqlite_where=sa.text("resolved_at IS NULL"),
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("cluster_drift", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_cluster_drift_open",
+            postgresql_where=sa.text("resolved_at IS NULL"),
+            sqlite_where=sa.text("resolved_at IS NULL"),
+        )
+        batch_op.drop_index(batch_op.f("ix_cluster_drift_model_id"))
+        batch_op.drop_index(batch_op.f("ix_cluster_drift_environment_id"))
+
+    op.drop_table("cluster_drift")
     with op.batch_alter_table("check_result", schema=None) as batch_op:
         batch_op.drop_index("ix_check_result_deployment_kind_end")
         batch_op.drop_index(batch_op.f("ix_check_result_deployment_id"))
@@ -401,6 +613,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_approval_deployment_id"))
 
     op.drop_table("approval")
+    op.drop_table("reference_profile")
+    with op.batch_alter_table("gpu_usage_hourly", schema=None) as batch_op:
+        batch_op.drop_index("ix_gpu_usage_hourly_version_hour")
+        batch_op.drop_index(batch_op.f("ix_gpu_usage_hourly_model_id"))
+        batch_op.drop_index(batch_op.f("ix_gpu_usage_hourly_hour"))
+        batch_op.drop_index("ix_gpu_usage_hourly_cluster_hour")
+
+    op.drop_table("gpu_usage_hourly")
     with op.batch_alter_table("deployment", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_deployment_in_flight",
@@ -420,6 +640,11 @@ def downgrade() -> None:
 
     op.drop_table("deployment")
     with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_alert_open_fingerprint",
+            postgresql_where=sa.text("status IN ('firing', 'snoozed')"),
+            sqlite_where=sa.text("status IN ('firing', 'snoozed')"),
+        )
         batch_op.drop_index(batch_op.f("ix_alert_status"))
         batch_op.drop_index(batch_op.f("ix_alert_model_id"))
         batch_op.drop_index(batch_op.f("ix_alert_fingerprint"))
@@ -429,7 +654,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_model_version_model_id"))
 
     op.drop_table("model_version")
+    op.drop_table("simulated_workload")
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_message_status_due")
         batch_op.drop_index(batch_op.f("ix_outbox_message_sent_at"))
         batch_op.drop_index(batch_op.f("ix_outbox_message_next_attempt_at"))
 
@@ -439,6 +666,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_model_name"))
 
     op.drop_table("model")
+    with op.batch_alter_table("hardware_scrape", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_hardware_scrape_started_at"))
+
+    op.drop_table("hardware_scrape")
     with op.batch_alter_table("environment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_environment_name"))
 

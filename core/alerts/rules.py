@@ -1,0 +1,300 @@
+"""Alert rules over check results: pure functions from a CheckResult to findings.
+
+A finding says "this rule fires" (with an explanation a person can act on: metric, value,
+threshold, window, top drifting features) or "this rule is healthy again" (resolve). The
+service turns findings into alerts; keeping the rules pure makes them easy to test and read.
+
+The check details are read tolerantly (`columns` or `features`, `drifted` or
+`drift_detected`…) so the rules do not break when a check adds or renames a field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from modeldeck.core.alerts.models import Severity
+from modeldeck.core.clock import as_utc
+from modeldeck.core.config import CheckConfig
+from modeldeck.core.monitoring.models import CheckResult, CheckStatus
+
+# Rule names (stable: they are part of the fingerprint and of Slack messages).
+DRIFT = "drift"
+QUALITY = "quality"
+DECAY = "performance_drop"
+NO_DATA = "no_data"
+NO_LABELS = "no_labels"
+CHECK_ERROR = "check_error"
+HARDWARE = "hardware"
+CHECK_RULES = (DRIFT, QUALITY, DECAY, NO_DATA, NO_LABELS, CHECK_ERROR, HARDWARE)
+
+# Statistical tests whose score is a p-value: smaller means more drift.
+P_VALUE_TESTS = {"ks", "chisquare", "z", "fisher_exact", "g_test", "t_test", "mannw",
+                 "cramer_von_mises", "anderson", "epps_singleton", "empirical_mmd"}
+TOP_FEATURES = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's verdict on one check result."""
+
+    rule: str
+    firing: bool | None  # None: no opinion (no data, or the check errored): change nothing
+    severity: Severity = Severity.warning
+    summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    failed_check: bool = False  # a real check failure: trust levels pause/rollback act on it
+
+
+def window_text(start: datetime, end: datetime) -> str:
+    start, end = as_utc(start), as_utc(end)
+    fmt = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    return f"{start:%Y-%m-%d %H:%M}–{end.strftime(fmt)} UTC"
+
+
+def _base(result: CheckResult, *, metric: str, value: Any, threshold: Any,
+          **explanation: Any) -> dict[str, Any]:
+    """The explanation a person reads first (metric, value, threshold, window, rule-specific
+    evidence), then the references a program follows (result id, window bounds)."""
+    return {
+        "metric": metric,
+        "value": value,
+        "threshold": threshold,
+        "window": window_text(result.window_start, result.window_end),
+        **explanation,
+        "rows": result.rows,
+        "check": str(result.kind),
+        "check_status": str(result.status),
+        "check_result_id": result.id,
+        "window_start": as_utc(result.window_start).isoformat(),
+        "window_end": as_utc(result.window_end).isoformat(),
+    }
+
+
+def _columns(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    for key in ("columns", "features", "per_column"):
+        value = details.get(key)
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items() if isinstance(v, dict)}
+        if isinstance(value, list):
+            return {str(v.get("column") or v.get("name")): v for v in value
+                    if isinstance(v, dict) and (v.get("column") or v.get("name"))}
+    return {}
+
+
+def _silent(result: CheckResult) -> bool:
+    return result.status in (CheckStatus.error, CheckStatus.no_data)
+
+
+def _first(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if data.get(key) is not None:
+            return data[key]
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def top_drifting(details: dict[str, Any], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
+    """The drifted columns, strongest first: p-value tests rank by threshold/score, distance
+    tests by score/threshold, so both read as "how many times past the line"."""
+    ranked = []
+    for name, col in _columns(details).items():
+        drifted = _first(col, "drifted", "drift_detected")
+        if not drifted:
+            continue
+        score = _number(_first(col, "score", "drift_score", "p_value"))
+        threshold = _number(_first(col, "threshold", "stattest_threshold"))
+        method = _first(col, "method", "stattest", "stattest_name")
+        strength = 1.0
+        if score is not None and threshold:
+            if str(method).split(" ")[0].lower() in P_VALUE_TESTS:
+                strength = threshold / score if score > 0 else float("inf")
+            else:
+                strength = score / threshold
+        ranked.append((strength, name, {"column": name, "score": score, "threshold": threshold,
+                                        "method": method}))
+    ranked.sort(key=lambda item: (-item[0], item[1]))
+    return [entry for _, _, entry in ranked[:limit]]
+
+
+def _feature_text(entry: dict[str, Any]) -> str:
+    if entry["score"] is None:
+        return str(entry["column"])
+    method = f"{entry['method']} " if entry["method"] else ""
+    return f"{entry['column']} ({method}{entry['score']:.3g})"
+
+
+def drift(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
+    """Fires when the share of drifted columns reaches CheckConfig.drift_share (or the check
+    itself failed)."""
+    if _silent(result):
+        return Finding(DRIFT, None)
+    share = _number(_first(result.details, "share_drifted", "drift_share",
+                           "share_of_drifted_columns"))
+    if share is None:
+        share = _number(result.score)
+    firing = result.status == CheckStatus.fail or (share is not None and share >= cfg.drift_share)
+    if not firing:
+        return Finding(DRIFT, False)
+    top = top_drifting(result.details)
+    names = ", ".join(_feature_text(t) for t in top)
+    details = _base(result, metric="share of drifted columns", value=share,
+                    threshold=cfg.drift_share, top_features=[_feature_text(t) for t in top],
+                    drifted_features={t["column"]: t for t in top})
+    share_txt = f"{share:.0%}" if share is not None else "a dataset-level"
+    summary = (f"Data drift in {subject}: {share_txt} of columns drifted (threshold "
+               f"{cfg.drift_share:.0%}) over {window_text(result.window_start, result.window_end)}")
+    if names:
+        summary += f"; top: {names}"
+    return Finding(DRIFT, True, Severity.warning, summary, details, failed_check=True)
+
+
+def quality(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
+    """Fires when the data-quality check failed (missing values, types, ranges, categories)."""
+    if _silent(result):
+        return Finding(QUALITY, None)
+    if result.status != CheckStatus.fail:
+        return Finding(QUALITY, False)
+    problems = _first(result.details, "problems", "failures", "issues") or []
+    if not isinstance(problems, list):
+        problems = [problems]
+    if not problems:
+        problems = [f"{name}: {col.get('problem') or col.get('status')}"
+                    for name, col in _columns(result.details).items()
+                    if col.get("status") == "fail" or col.get("failed") or col.get("problem")]
+    texts = [p if isinstance(p, str) else str(_first(p, "message", "text") or p)
+             for p in problems][:TOP_FEATURES]
+    details = _base(result, metric="data quality problems", value=len(problems),
+                    threshold=f"max missing share {cfg.max_missing_share:.0%}", problems=texts)
+    summary = (f"Data quality failed in {subject} over "
+               f"{window_text(result.window_start, result.window_end)}")
+    if texts:
+        summary += ": " + "; ".join(texts)
+    return Finding(QUALITY, True, Severity.critical, summary, details, failed_check=True)
+
+
+def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
+    """Fires when the metric falls below the version's reference by more than
+    CheckConfig.performance_drop (relative; lower-is-better metrics such as mae rise instead).
+
+    The decay check's own `drop` is used when present; an estimate the check could only warn
+    about (uncalibrated probabilities: `estimate_note`) does not fire."""
+    if _silent(result):
+        return Finding(DECAY, None)
+    d = result.details
+    metric = str(_first(d, "metric", "metric_name") or "performance")
+    value = _number(_first(d, "value", "current"))
+    if value is None:
+        value = _number(result.score)
+    reference = _number(_first(d, "reference", "reference_value", "baseline"))
+    higher_is_better = bool(d.get("higher_is_better", metric.lower() not in
+                                  {"mae", "mse", "rmse", "mape", "log_loss", "logloss"}))
+    drop = _number(d.get("drop"))
+    if drop is None and value is not None and reference:
+        change = (reference - value) if higher_is_better else (value - reference)
+        drop = change / abs(reference)
+    capped = bool(d.get("estimate_note")) and result.status != CheckStatus.fail
+    if drop is not None:
+        firing = drop > cfg.performance_drop and not capped
+    else:
+        firing = result.status == CheckStatus.fail
+    if not firing:
+        return Finding(DECAY, False)
+    source = d.get("source")
+    label = f"{metric} ({source})" if source in ("realised", "estimated") else metric
+    details = _base(result, metric=label, value=value, threshold=cfg.performance_drop,
+                    reference=reference, drop=drop, higher_is_better=higher_is_better,
+                    labelled_rows=d.get("labelled_rows"))
+    if drop is not None and value is not None and reference is not None:
+        direction = "below" if higher_is_better else "above"
+        summary = (f"Performance drop in {subject}: {label} {value:.4g} is {drop:.1%} "
+                   f"{direction} the reference {reference:.4g} "
+                   f"(allowed {cfg.performance_drop:.0%})")
+    else:
+        summary = f"Performance check failed in {subject}"
+    summary += f" over {window_text(result.window_start, result.window_end)}"
+    severe = drop is not None and drop >= 2 * cfg.performance_drop > 0
+    return Finding(DECAY, True, Severity.critical if severe else Severity.warning, summary,
+                   details, failed_check=True)
+
+
+def hardware(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
+    """Hardware check results (idle GPU, metrics missing) fire one alert while they fail."""
+    if _silent(result):
+        return Finding(HARDWARE, None)
+    if result.status != CheckStatus.fail:
+        return Finding(HARDWARE, False)
+    reason = str(_first(result.details, "reason", "message", "finding") or "hardware check failed")
+    details = _base(result, metric=str(_first(result.details, "metric") or "gpu"),
+                    value=result.score, threshold=_first(result.details, "threshold"))
+    return Finding(HARDWARE, True, Severity.warning, f"{subject}: {reason}", details)
+
+
+def check_error(result: CheckResult, subject: str) -> Finding:
+    """The check itself could not run: monitoring of the monitoring."""
+    if result.status != CheckStatus.error:
+        return Finding(CHECK_ERROR, False, key=str(result.kind))
+    error = str(_first(result.details, "error", "message") or "unknown error")
+    details = _base(result, metric="check run", value="error", threshold=None, error=error)
+    summary = (f"The {result.kind} check of {subject} could not run over "
+               f"{window_text(result.window_start, result.window_end)}: {error}")
+    return Finding(CHECK_ERROR, True, Severity.warning, summary[:2000], details,
+                   key=str(result.kind))
+
+
+def has_labels(result: CheckResult) -> bool | None:
+    """Did this decay result see labels? None when it cannot tell (the check errored)."""
+    if result.status == CheckStatus.error:
+        return None
+    labelled = _number(result.details.get("labelled_rows"))
+    if labelled is not None:
+        return labelled > 0
+    return result.status != CheckStatus.no_data
+
+
+def no_predictions(result: CheckResult, cfg: CheckConfig, subject: str,
+                   last_data_at: datetime | None, since: datetime) -> Finding:
+    """No predictions for CheckConfig.no_data_hours (drift and quality results).
+
+    `last_data_at` is the end of the newest window that had data; `since` is when the
+    deployment went live (the clock starts there when it never had data)."""
+    if result.status == CheckStatus.error:
+        return Finding(NO_DATA, None)
+    if result.status != CheckStatus.no_data:
+        return Finding(NO_DATA, False)  # data flows again: healthy
+    return _silence(result, cfg, subject, NO_DATA, "predictions", last_data_at, since)
+
+
+def no_labels(result: CheckResult, cfg: CheckConfig, subject: str,
+              last_labels_at: datetime | None, since: datetime) -> Finding:
+    """Labels stopped arriving for CheckConfig.no_data_hours (decay results), even when the
+    check still estimates performance from probabilities."""
+    labels = has_labels(result)
+    if labels is None or (result.status == CheckStatus.no_data and "task" in result.details):
+        return Finding(NO_LABELS, None)  # errored, or a model decay does not apply to
+    if labels:
+        return Finding(NO_LABELS, False)
+    return _silence(result, cfg, subject, NO_LABELS, "labels", last_labels_at, since)
+
+
+def _silence(result: CheckResult, cfg: CheckConfig, subject: str, rule: str, what: str,
+             last_at: datetime | None, since: datetime) -> Finding:
+    reference = as_utc(last_at) if last_at else as_utc(since)
+    silent = as_utc(result.window_end) - reference
+    if silent < timedelta(hours=cfg.no_data_hours):
+        return Finding(rule, None)  # quiet, but not for long enough to alert
+    hours = silent.total_seconds() / 3600
+    details = _base(result, metric=f"hours without {what}", value=round(hours, 1),
+                    threshold=cfg.no_data_hours,
+                    last_data_at=reference.isoformat() if last_at else None)
+    since_txt = f"since {reference:%Y-%m-%d %H:%M} UTC" if last_at else "since it went live"
+    summary = (f"No {what} for {subject} {since_txt} ({hours:.1f} h; "
+               f"alert after {cfg.no_data_hours} h)")
+    return Finding(rule, True, Severity.warning, summary, details)
