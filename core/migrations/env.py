@@ -13,6 +13,13 @@ from modeldeck.core.tables import metadata
 
 config = context.config
 
+# Tables other libraries own in the same database (APScheduler's job store).
+FOREIGN_TABLES = {"apscheduler_jobs"}
+
+
+def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
 
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write our column types as plain SQLAlchemy ones: a migration must not depend on code
@@ -28,6 +35,7 @@ def _configure(connection: object) -> None:
         target_metadata=metadata,
         render_as_batch=True,  # SQLite needs batch mode for ALTER
         compare_type=True,
+        include_object=_include,
         render_item=_render_item,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from modeldeck.core.alerts import service as alerts
 from modeldeck.core.auth.models import Actor
 from modeldeck.core.config import Settings
 from modeldeck.core.environments import service as environments
@@ -102,6 +103,15 @@ def refuse_in_flight(session: Session, model: Model, env: Environment) -> None:
                 else ""
             ),
         )
+
+
+def refuse_paused(session: Session, model: Model, env: Environment) -> None:
+    """A monitor at trust level pause/rollback holds promotions while its alert is open.
+    Rollbacks stay allowed: they are the remedy."""
+    assert model.id is not None and env.id is not None
+    why = alerts.promotions_paused(session, model_id=model.id, environment_id=env.id)
+    if why:
+        raise Conflict(why)
 
 
 def was_active(session: Session, model_id: int, env_id: int, version_id: int) -> bool:

@@ -74,6 +74,7 @@ def promote(
         if first := admission.first_with_key(session, key, DeploymentKind.promote, m, env, v):
             return admission.public(session, first)
         policy.refuse_in_flight(session, m, env)
+        policy.refuse_paused(session, m, env)
         current = policy.active(session, m.id, env.id)
         if current is not None and current.version_id == v.id:
             raise Conflict(
