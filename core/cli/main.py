@@ -12,11 +12,13 @@ from modeldeck.core.cli import (
     bot,
     dashboard,
     hardware,
+    monitoring,
     registry,
     rollouts,
     scheduler,
     serve,
     status,
+    up,
 )
 from modeldeck.core.cli.context import CliContext, CliGroup
 
@@ -58,8 +60,10 @@ serve.register_commands(app)
 bot.register_commands(app)
 alerts.register_commands(app)
 hardware.register_commands(app)
+monitoring.register_commands(app)
 scheduler.register_commands(app)
 dashboard.register_commands(app)
+up.register_commands(app)
 
 
 def main() -> None:

@@ -95,7 +95,9 @@ class SlackChannel:
         if explicit:
             return str(explicit)
         if message.kind in DEPLOYMENT_KINDS:
-            return self.settings.approval_channel or self.settings.alert_channel
+            origin = message.payload.get("origin_channel")
+            return (self.settings.approval_channel or (str(origin) if origin else None)
+                    or self.settings.alert_channel)
         return self.settings.alert_channel
 
     def send(self, session: Session, message: OutboxMessage, content: Rendered) -> None:

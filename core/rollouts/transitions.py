@@ -123,8 +123,10 @@ def notify(session: Session, kind: str, deployment: Deployment, clock: Clock) ->
     `deployment_update` edits it (or posts to the channel the request came from).
     """
     payload: dict[str, Any] = {"deployment_id": deployment.id}
-    if kind != "approval_request" and deployment.slack_channel:
-        payload["channel"] = deployment.slack_channel
+    if deployment.slack_channel:
+        # Approval requests prefer the configured approval channel; updates go where asked.
+        key = "origin_channel" if kind == "approval_request" else "channel"
+        payload[key] = deployment.slack_channel
     outbox.enqueue(session, channel="slack", kind=kind, payload=payload, clock=clock)
 
 

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from modeldeck.core.alerts import service as alerts
 from modeldeck.core.alerts.models import Alert, Severity
-from modeldeck.core.auth.models import Actor
+from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import FixedClock, as_utc
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import InvalidInput
@@ -246,3 +246,25 @@ def test_message_for_an_unknown_channel_is_skipped(session: Session, settings: S
     assert _drain(session, settings, clock) == DrainReport(skipped=1)
     [message] = outbox(session)
     assert message.error == "no channel 'webhook:gone' is configured"
+
+
+@pytest.mark.parametrize(("approval_channel", "expected"),
+                         [("C0APPROVE", "C0APPROVE"), (None, "C0ORIGIN")])
+def test_approval_request_goes_to_the_approval_channel_else_where_it_was_asked(
+        session: Session, settings: Settings, clock: FixedClock, slack: FakeSlack,
+        approval_channel: str | None, expected: str) -> None:
+    from modeldeck.core.rollouts import service as rollouts
+    from tests.core.rollouts.world import register
+
+    settings.slack.approval_channel = approval_channel
+    actor = Actor(name="slack:U1", role=Role.deployer, via="slack")
+    register(session, actor, model="ranker", versions=("1.0.0",))
+    rollouts.promote(session, settings=settings, model="ranker", version="1.0.0",
+                     environment="staging", actor=actor, clock=clock)
+    dep = rollouts.promote(session, settings=settings, model="ranker", version="1.0.0",
+                           environment="production", actor=actor, slack_channel="C0ORIGIN",
+                           clock=clock)
+    assert dep.state == "awaiting_approval"
+    _drain(session, settings, clock)
+    [post] = [c for c in slack.calls_to("chat.postMessage") if "Approve" in str(c.args)]
+    assert post.args["channel"] == expected

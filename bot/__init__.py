@@ -1,0 +1,1 @@
+"""The Slack bot: one `/modeldeck` command and the buttons on modeldeck's messages."""

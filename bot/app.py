@@ -1,0 +1,105 @@
+"""The one bolt App: Web API client, request verification, the Actor middleware, the error
+handler, and every listener.
+
+Both transports use it: Socket Mode (bot/server.run_socket_mode) and HTTP (bot/server.py,
+slack_bolt's FastAPI adapter under uvicorn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlalchemy.engine import Engine
+
+from modeldeck.bot import errors
+from modeldeck.bot.context import BotDeps
+from modeldeck.bot.identity import GroupDirectory, slack_actor
+from modeldeck.bot.listeners import actions, commands
+from modeldeck.core.clock import Clock, utcnow
+from modeldeck.core.config import Settings, SlackConfig
+from modeldeck.core.errors import BackendUnavailable, ConfigError
+
+SLACK_API = "https://slack.com/api/"
+WORKERS = 8  # threads for lazy listeners (the slow half of every command and click)
+
+
+def web_client(slack: SlackConfig) -> WebClient:
+    """The bot's Web API client; `slack.api_url` points it elsewhere (tests, proxies).
+
+    Replies honour Slack's Retry-After on 429 (twice at most: a person is waiting)."""
+    if slack.bot_token is None:
+        raise ConfigError("the Slack bot needs slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)",
+                          hint="see docs/slack.md")
+    base = (slack.api_url or SLACK_API).rstrip("/") + "/"
+    return WebClient(token=slack.bot_token.get_secret_value(), base_url=base, timeout=10,
+                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
+
+
+def build_deps(settings: Settings, engine: Engine, client: WebClient, *,
+               clock: Clock = utcnow) -> BotDeps:
+    return BotDeps(settings=settings, engine=engine, clock=clock,
+                   directory=GroupDirectory(client, settings.roles))
+
+
+def create_app(settings: Settings, engine: Engine, *, client: WebClient | None = None,
+               clock: Clock = utcnow, http: bool | None = None) -> App:
+    """Build the App. HTTP mode requires the signing secret; Socket Mode does not use it."""
+    slack = settings.slack
+    http = slack.mode == "http" if http is None else http
+    if http and slack.signing_secret is None:
+        raise ConfigError("HTTP mode needs slack.signing_secret (MODELDECK_SLACK__SIGNING_SECRET)"
+                          " to verify that requests come from Slack", hint="see docs/slack.md")
+    client = client or web_client(slack)
+    try:
+        app = _bolt_app(slack, client, http)
+    except BoltError as exc:  # auth.test said no: the token is wrong or revoked
+        raise ConfigError(f"Slack refused the bot token: {exc}",
+                          hint="check slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)") from None
+    except OSError as exc:  # URLError is an OSError
+        reason = getattr(exc, "reason", exc)
+        raise BackendUnavailable(f"cannot reach the Slack Web API at {client.base_url}: "
+                                 f"{reason}", hint="check the network, or slack.api_url") from None
+    deps = build_deps(settings, engine, client, clock=clock)
+    deps.directory.refresh()  # user-group roles known before the first request (if any)
+    app.use(actor_middleware(deps))
+    app.error(errors.on_error)
+    commands.register(app)
+    actions.register(app)
+    return app
+
+
+def _bolt_app(slack: SlackConfig, client: WebClient, http: bool) -> App:
+    """The App checks the token once (auth.test) when it is built."""
+    return App(
+        name="modeldeck",
+        client=client,
+        signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
+        request_verification_enabled=http,
+        # ack() runs in the request thread and returns at once; the work is lazy listeners.
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=WORKERS,
+                                             thread_name_prefix="modeldeck-bot"),
+    )
+
+
+def actor_middleware(deps: BotDeps) -> Callable[..., Any]:
+    """Resolve the Slack user to an Actor (no Slack call on the request path) and hand the
+    shared dependencies to the listeners."""
+
+    def resolve_actor(context: BoltContext, body: dict[str, Any],
+                      next: Callable[[], None]) -> None:  # noqa: A002 - bolt's name
+        deps.pacing.request_arrived()
+        user = context.user_id or ""
+        request_id = body.get("trigger_id") or body.get("action_ts")
+        context["deps"] = deps
+        context["actor"] = slack_actor(deps.settings.roles, deps.directory, user,
+                                       request_id=str(request_id) if request_id else None)
+        next()
+
+    return resolve_actor

@@ -1,0 +1,157 @@
+"""What a listener works with: the process-wide dependencies and one turn of conversation.
+
+Listeners ack at once; the work runs in a lazy listener on another thread (bolt copies the
+request context for it). `lazy(...)` turns a `handler(turn)` into such a lazy listener that
+also sends failures to the one error handler and writes the audit event for the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+from slack_bolt import BoltContext
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from modeldeck.bot import errors
+from modeldeck.bot.identity import GroupDirectory
+from modeldeck.bot.pacing import AckFirst
+from modeldeck.core import db, logs
+from modeldeck.core.audit import service as audit
+from modeldeck.core.auth.models import Actor
+from modeldeck.core.clock import Clock, utcnow
+from modeldeck.core.config import Settings
+from modeldeck.core.errors import ModeldeckError
+
+log = logs.get("modeldeck.bot")
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BotDeps:
+    """Shared by every request: settings, database, clock, the user-group cache."""
+
+    settings: Settings
+    engine: Engine
+    directory: GroupDirectory
+    clock: Clock = utcnow
+    pacing: AckFirst = field(default_factory=AckFirst)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BotDeps:
+        # bolt deep-copies the context for lazy listeners; these are shared and thread-safe.
+        return self
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with db.session_scope(self.engine) as session:
+            yield session
+
+
+@dataclass
+class Turn:
+    """One slash command or click: who, where, and how to answer."""
+
+    deps: BotDeps
+    actor: Actor
+    body: dict[str, Any]
+    client: WebClient
+    respond: Respond
+    logger: logging.Logger
+    audit_target: str = ""
+    audit_details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return self.deps.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.deps.clock
+
+    @property
+    def user_id(self) -> str:
+        return str(self.body.get("user_id") or (self.body.get("user") or {}).get("id") or "")
+
+    @property
+    def channel_id(self) -> str | None:
+        channel = self.body.get("channel_id") or (self.body.get("channel") or {}).get("id")
+        return str(channel) if channel else None
+
+    @property
+    def trigger_id(self) -> str:
+        return str(self.body.get("trigger_id") or "")
+
+    def session(self) -> AbstractContextManager[Session]:
+        return self.deps.session()
+
+    def reply(self, message: Message, *, public: bool = False, replace: bool = False) -> None:
+        """Answer through the response_url: ephemeral unless `public`."""
+        response = self.respond(text=message["text"], blocks=message.get("blocks"),
+                                response_type="in_channel" if public else "ephemeral",
+                                replace_original=replace)
+        if response.status_code != 200:  # expired response_url (30 min) or Slack trouble
+            log.warning("slack.reply_refused", status=response.status_code,
+                        body=str(response.body)[:200])
+
+
+Handler = Callable[[Turn], None]
+LazyListener = Callable[[dict[str, Any], BoltContext, WebClient, Respond, logging.Logger], None]
+
+
+def lazy(kind: Literal["command", "action"]) -> Callable[[Handler], LazyListener]:
+    """Make `handler(turn)` a bolt lazy listener with error reporting and an audit event."""
+
+    def wrap(handler: Handler) -> LazyListener:
+        def run(body: dict[str, Any], context: BoltContext, client: WebClient,
+                respond: Respond, logger: logging.Logger) -> None:
+            turn = Turn(deps=context["deps"], actor=context["actor"], body=body, client=client,
+                        respond=respond, logger=logger)
+            turn.deps.pacing.hold_while_busy()
+            structlog.contextvars.bind_contextvars(request_id=turn.actor.request_id,
+                                                   slack_user=turn.user_id)
+            outcome, problem = "ok", None
+            try:
+                handler(turn)
+            except Exception as exc:  # every failure gets an answer, never silence
+                outcome = "refused" if isinstance(exc, ModeldeckError) else "error"
+                problem = str(exc)
+                errors.report(exc, turn.respond, turn.logger)
+            finally:
+                record_turn(turn, kind, outcome, problem)
+                structlog.contextvars.unbind_contextvars("request_id", "slack_user")
+
+        # bolt names lazy functions after __name__ (and injects arguments by run's signature)
+        run.__name__ = handler.__name__
+        run.__qualname__ = handler.__qualname__
+        return run
+
+    return wrap
+
+
+def record_turn(turn: Turn, kind: str, outcome: str, problem: str | None) -> None:
+    """Every command and click goes to the audit log with the Slack user, whatever happened."""
+    details: dict[str, Any] = {"channel": turn.channel_id, "outcome": outcome,
+                               **turn.audit_details}
+    if kind == "command":
+        details["text"] = str(turn.body.get("text") or "")[:500]
+    else:
+        action = (turn.body.get("actions") or [{}])[0]
+        details["action_id"] = action.get("action_id")
+        details["value"] = str(action.get("value") or "")[:500]
+    if problem:
+        details["error"] = problem[:500]
+    target = turn.audit_target or f"slack:{turn.channel_id or 'unknown'}"
+    try:
+        with turn.session() as session:
+            audit.record(session, actor=turn.actor, action=f"slack.{kind}", target=target,
+                         after=details, clock=turn.clock)
+            session.commit()
+    except Exception:  # the answer already went out; a lost audit row must at least be loud
+        log.exception("slack.audit_failed", kind=kind, target=target)

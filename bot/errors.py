@@ -1,0 +1,72 @@
+"""The one error handler: domain errors become a friendly ephemeral answer, bugs a short apology.
+
+Registered as bolt's global error handler (failures before or during the ack) and called by
+every lazy listener (bolt does not route lazy-listener failures to the global handler).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.context.respond import Respond
+
+from modeldeck.core import logs
+from modeldeck.core.errors import (
+    BackendUnavailable,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    ModeldeckError,
+    NotFound,
+    Unauthorized,
+)
+from modeldeck.core.notify import kit
+
+log = logs.get("modeldeck.bot.errors")
+
+ICONS: list[tuple[type[ModeldeckError], str]] = [
+    (Forbidden, ":no_entry:"),
+    (Unauthorized, ":no_entry:"),
+    (NotFound, ":mag:"),
+    (Conflict, ":warning:"),
+    (InvalidInput, ":thinking_face:"),
+    (BackendUnavailable, ":construction:"),
+]
+
+
+def friendly(error: Exception) -> dict[str, Any]:
+    """The answer a person sees: what went wrong and, when known, what to do about it."""
+    if isinstance(error, ModeldeckError):
+        icon = next((i for kind, i in ICONS if isinstance(error, kind)), ":x:")
+        text = f"{icon} {error.message}"
+        blocks = [kit.section(text)]
+        if error.hint:
+            blocks.append(kit.context(error.hint))
+            text += f" ({error.hint})"
+        return kit.message(text, blocks)
+    text = (":boom: Something went wrong inside modeldeck and the error was logged for the "
+            "operators. Check `/modeldeck status` before you try again.")
+    return kit.message(text, [kit.section(text)])
+
+
+def report(error: Exception, respond: Respond | None, logger: logging.Logger | None) -> None:
+    """Log the failure and tell the person who asked, privately."""
+    if isinstance(error, ModeldeckError):
+        log.info("slack.refused", error=type(error).__name__, detail=error.message)
+    else:
+        log.error("slack.failed", error=repr(error), exc_info=error)
+    if respond is None or respond.response_url is None:
+        return
+    message = friendly(error)
+    try:
+        respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral",
+                replace_original=False)
+    except Exception as exc:  # Slack down: the log line above is all we can do
+        log.warning("slack.respond_failed", error=repr(exc))
+
+
+def on_error(error: Exception, respond: Respond | None = None,
+             logger: logging.Logger | None = None) -> None:
+    """bolt's global error handler (arguments are injected by name)."""
+    report(error, respond, logger)

@@ -1,0 +1,97 @@
+"""Who is clicking: a Slack user (and their user groups) mapped to a modeldeck Actor.
+
+The Actor's name is `slack:<user id>`, never the display name: display names change and can
+be copied, and the two-person rule compares names. Messages show people as mentions, which
+Slack renders with the current display name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from modeldeck.core import logs
+from modeldeck.core.auth.models import Actor
+from modeldeck.core.auth.service import role_for
+from modeldeck.core.config import RolesConfig
+
+log = logs.get("modeldeck.bot.identity")
+GROUPS_TTL_SECONDS = 300.0
+
+
+class GroupDirectory:
+    """Which Slack user groups each user is in (usergroups.list), refreshed in the background.
+
+    Looked up on every request, so it never calls Slack on the request path once loaded: a
+    stale cache is served while a background thread refreshes it (the ack stays fast).
+    Without `slack_groups` in the role mapping it never calls Slack at all.
+    """
+
+    def __init__(self, client: WebClient | None, roles: RolesConfig, *,
+                 ttl: float = GROUPS_TTL_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.wanted = set(roles.slack_groups)
+        self.ttl = ttl
+        self.monotonic = monotonic
+        self._members: dict[str, frozenset[str]] = {}
+        self._loaded_at: float | None = None
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+    def groups_of(self, user_id: str) -> list[str]:
+        if not self.wanted or self.client is None:
+            return []
+        if self._loaded_at is None:
+            self.refresh()  # first use only; `modeldeck bot` primes it at start-up
+        elif self.monotonic() - self._loaded_at > self.ttl:
+            self._refresh_in_background()
+        return sorted(self._members.get(user_id, frozenset()))
+
+    def refresh(self) -> None:
+        """Load memberships of the groups named in the role mapping (usergroups:read)."""
+        if not self.wanted or self.client is None:
+            return
+        members: dict[str, set[str]] = {}
+        try:
+            response = self.client.usergroups_list(include_users=True)
+        except SlackApiError as exc:
+            log.warning("slack.usergroups_unavailable", error=exc.response.get("error"))
+            self._loaded_at = self.monotonic()  # do not hammer Slack; try again after the TTL
+            return
+        except OSError as exc:
+            log.warning("slack.usergroups_unreachable", error=str(exc))
+            self._loaded_at = self.monotonic()
+            return
+        for group in response.get("usergroups") or []:
+            if group.get("id") in self.wanted:
+                for user in group.get("users") or []:
+                    members.setdefault(user, set()).add(group["id"])
+        self._members = {user: frozenset(groups) for user, groups in members.items()}
+        self._loaded_at = self.monotonic()
+
+    def _refresh_in_background(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def run() -> None:
+            try:
+                self.refresh()
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, name="modeldeck-usergroups", daemon=True).start()
+
+
+def slack_actor(roles: RolesConfig, directory: GroupDirectory, user_id: str,
+                request_id: str | None = None) -> Actor:
+    """The Actor for a Slack user: highest role of the user id and their groups, else default."""
+    groups = directory.groups_of(user_id)
+    return Actor(name=f"slack:{user_id}", role=role_for(roles, user=user_id, groups=groups),
+                 via="slack", request_id=request_id[:64] if request_id else None)

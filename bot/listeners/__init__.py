@@ -1,0 +1,1 @@
+"""Listeners grouped by kind; each module exposes register(app), wired in bot/app.py."""

@@ -1,0 +1,197 @@
+"""`/modeldeck …`: ack at once, then parse and answer from a lazy listener.
+
+Every verb calls the same core functions as the API and the CLI; roles, the two-person rule,
+channel binding and state checks happen there, and their errors reach the person through the
+one error handler (bot/errors.py).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from slack_bolt import Ack, App
+from sqlmodel import Session
+
+from modeldeck.bot import blocks
+from modeldeck.bot.context import Turn, lazy
+from modeldeck.bot.ids import COMMAND
+from modeldeck.bot.parser import (
+    Alerts,
+    Command,
+    Drift,
+    Help,
+    History,
+    Models,
+    Promote,
+    Rollback,
+    Snooze,
+    Status,
+    Versions,
+    WhoAmI,
+    parse,
+)
+from modeldeck.core.alerts import service as alerts
+from modeldeck.core.alerts.models import AlertStatus
+from modeldeck.core.auth.models import Role
+from modeldeck.core.auth.service import require
+from modeldeck.core.environments import service as environments
+from modeldeck.core.monitoring import queries as monitoring
+from modeldeck.core.notify import blocks as notify_blocks
+from modeldeck.core.notify import kit
+from modeldeck.core.registry import service as registry
+from modeldeck.core.rollouts import policy
+from modeldeck.core.rollouts import queries as rollouts_queries
+from modeldeck.core.rollouts import service as rollouts
+
+
+def register(app: App) -> None:
+    app.command(COMMAND)(ack=acknowledge, lazy=[run_command])
+
+
+def acknowledge(ack: Ack) -> None:
+    """Slack wants an answer within 3 s: give it now, the work follows."""
+    ack()
+
+
+@lazy("command")
+def run_command(turn: Turn) -> None:
+    text = str(turn.body.get("text") or "")
+    command = parse(text, resolve_env=partial(environments.resolve_name, turn.settings))
+    turn.audit_details["command"] = type(command).__name__.lower()
+    if not isinstance(command, Help | WhoAmI):
+        require(turn.actor, Role.viewer, "use /modeldeck")
+    dispatch(turn, command)
+
+
+def dispatch(turn: Turn, command: Command) -> None:
+    match command:
+        case Help(topic=topic):
+            turn.reply(blocks.help_message(topic))
+        case WhoAmI():
+            groups = turn.deps.directory.groups_of(turn.user_id)
+            turn.reply(blocks.whoami_message(turn.actor, turn.user_id, groups))
+        case Models():
+            show_models(turn)
+        case Status(model=model):
+            show_status(turn, model)
+        case Versions(model=model):
+            show_versions(turn, model)
+        case History():
+            show_history(turn, command)
+        case Drift():
+            show_drift(turn, command)
+        case Alerts(include_resolved=include):
+            show_alerts(turn, include)
+        case Snooze():
+            snooze(turn, command)
+        case Promote():
+            promote(turn, command)
+        case Rollback():
+            confirm_rollback(turn, command)
+
+
+def show_models(turn: Turn) -> None:
+    with turn.session() as session:
+        models = registry.list_models(session, limit=blocks.MAX_ITEMS)
+        rows = rollouts_queries.status(session)
+    turn.reply(blocks.models_message(turn.settings, models, rows))
+
+
+def show_status(turn: Turn, model: str | None) -> None:
+    turn.audit_target = f"model:{model}" if model else ""
+    with turn.session() as session:
+        rows = rollouts_queries.status(session, model=model)
+    turn.reply(blocks.status_message(turn.settings, rows, model))
+
+
+def show_versions(turn: Turn, model: str) -> None:
+    turn.audit_target = f"model:{model}"
+    with turn.session() as session:
+        versions = registry.list_versions(session, model, limit=blocks.MAX_ITEMS)
+        rows = rollouts_queries.status(session, model=model)
+    turn.reply(blocks.versions_message(turn.settings, model, versions, rows))
+
+
+def show_history(turn: Turn, command: History) -> None:
+    turn.audit_target = f"model:{command.model}"
+    with turn.session() as session:
+        history = rollouts_queries.history(session, model=command.model,
+                                           environment=_known_env(session, command.environment),
+                                           limit=blocks.MAX_ITEMS)
+    turn.reply(blocks.history_message(turn.settings, command.model, history,
+                                      command.environment))
+
+
+def show_drift(turn: Turn, command: Drift) -> None:
+    turn.audit_target = f"model:{command.model}"
+    with turn.session() as session:
+        checks = monitoring.latest_checks(session, model=command.model,
+                                          environment=_known_env(session, command.environment))
+    turn.reply(blocks.drift_message(turn.settings, command.model, checks, command.environment))
+
+
+def show_alerts(turn: Turn, include_resolved: bool) -> None:
+    with turn.session() as session:
+        found = alerts.list_alerts(session, limit=200)
+    shown = [a for a in found if include_resolved or a.status != AlertStatus.resolved]
+    turn.reply(blocks.alerts_message(turn.settings, shown, include_resolved))
+
+
+def snooze(turn: Turn, command: Snooze) -> None:
+    turn.audit_target = f"alert:{command.alert_id}"
+    duration = alerts.parse_duration(command.duration)
+    with turn.session() as session:
+        alert = alerts.snooze(session, settings=turn.settings, alert_id=command.alert_id,
+                              duration=duration, actor=turn.actor, clock=turn.clock)
+    message = notify_blocks.alert_message(turn.settings, alert)
+    message["blocks"].insert(0, kit.context(
+        f"{kit.mention(turn.actor.name)} snoozed this alert for {command.duration}"))
+    turn.reply(message, public=True)
+
+
+def promote(turn: Turn, command: Promote) -> None:
+    turn.audit_target = f"model:{command.model}/env:{command.environment}"
+    with turn.session() as session:
+        deployment = rollouts.promote(
+            session, settings=turn.settings, model=command.model, version=command.version,
+            environment=command.environment, actor=turn.actor, reason=command.reason,
+            idempotency_key=_key(turn, "promote"), slack_channel=turn.channel_id,
+            clock=turn.clock)
+        message = notify_blocks.load_deployment_message(session, turn.settings, deployment.id,
+                                                        buttons=False)
+    turn.audit_details["deployment_id"] = deployment.id
+    if deployment.state == "awaiting_approval":
+        where = turn.settings.slack.approval_channel
+        message["blocks"].append(kit.context(
+            f":raised_hand: Approval requested in <#{where}>." if where else
+            ":raised_hand: Approval requested; an approver can decide on the request message."))
+    turn.reply(message, public=True)
+
+
+def confirm_rollback(turn: Turn, command: Rollback) -> None:
+    """A rollback is destructive: show what would happen and ask to confirm (DESIGN §10)."""
+    turn.audit_target = f"model:{command.model}/env:{command.environment}"
+    with turn.session() as session:
+        env = environments.get(session, command.environment).name
+        cell = next((r for r in rollouts_queries.status(session, model=command.model)
+                     if r.environment == env), None)
+        target = command.to_version
+        if target is None and cell is not None and cell.deployment_id is not None:
+            previous = policy.previous_good(session,
+                                            rollouts_queries.get(session, cell.deployment_id))
+            if previous is not None:
+                target = rollouts_queries.to_public(session, [previous])[0].version
+    request = {"m": command.model, "e": env, "v": command.to_version, "r": command.reason,
+               "k": turn.trigger_id}
+    current = cell.version if cell is not None else None
+    turn.reply(blocks.rollback_confirmation(command.model, env, current, target, request))
+
+
+def _known_env(session: Session, name: str | None) -> str | None:
+    """The environment's configured name (aliases resolved by the parser); NotFound if none."""
+    return None if name is None else environments.get(session, name).name
+
+
+def _key(turn: Turn, verb: str) -> str | None:
+    """Slack's trigger id is unique per invocation: a replayed request changes nothing twice."""
+    return f"slack:{verb}:{turn.trigger_id}" if turn.trigger_id else None

@@ -1,0 +1,105 @@
+"""HTTP mode: bolt's signature verification under uvicorn, the ack, and mounting on the API."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+
+from modeldeck.bot.app import create_app
+from modeldeck.bot.server import mount
+from modeldeck.core.api.app import create_app as create_api
+from modeldeck.core.config import Settings
+from modeldeck.core.errors import BackendUnavailable, ConfigError
+from tests.bot.conftest import ADMIN, VIEWER, Bot, seed_world
+from tests.bot.slack import SlackWorkspace, command_body, signed_headers
+from tests.utils.fake_slack import FakeSlack
+from tests.utils.servers import serve_asgi
+
+
+def test_a_signed_command_is_acked_at_once_and_answered_after(bot: Bot) -> None:
+    sent = bot.slack.command("status fraud-detector", user=VIEWER)
+    assert sent.status == 200
+    assert sent.body == ""  # the ack carries nothing: the answer follows on the response_url
+    assert sent.elapsed < 1.0
+    assert "production" in sent.text() and "1.1.0" in sent.text()
+    assert sent.reply().args["response_type"] == "ephemeral"
+
+
+def _body(bot: Bot, key: str, text: str = "promote fraud-detector 1.3.0 to staging") -> str:
+    return command_body(text, user=ADMIN, channel="C0OPS", response_url=bot.fake.response_url(key),
+                        trigger_id=f"trig.{key}")
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "tampered body", "no signature",
+                                  "replayed timestamp", "future timestamp"])
+def test_unverifiable_requests_are_refused_with_401_and_change_nothing(bot: Bot,
+                                                                        case: str) -> None:
+    before = bot.snapshot()
+    body = _body(bot, "forged")
+    headers = signed_headers(body)
+    if case == "wrong secret":
+        headers = signed_headers(body, secret="not-the-signing-secret")
+    elif case == "tampered body":
+        body = body.replace("staging", "production")
+    elif case == "no signature":
+        headers.pop("X-Slack-Signature")
+    elif case == "replayed timestamp":  # a captured request replayed 6 minutes later
+        headers = signed_headers(body, timestamp=int(time.time()) - 6 * 60)
+    elif case == "future timestamp":
+        headers = signed_headers(body, timestamp=int(time.time()) + 6 * 60)
+    sent = bot.slack.post(body, headers=headers, key="forged")
+    assert sent.status == 401
+    assert "invalid request" in sent.body
+    # A valid request sent afterwards is answered; the forged one never was.
+    assert "1.1.0" in bot.slack.command("status fraud-detector", user=VIEWER).text()
+    assert bot.fake.responses("forged") == []
+    assert bot.snapshot() == before
+    assert [e for e in bot.audit() if e.action.startswith("slack.") and "promote" in
+            str(e.after)] == []
+
+
+def test_healthz(bot: Bot) -> None:
+    assert httpx.get(f"{bot.url}/healthz").json()["status"] == "ok"
+
+
+def test_http_mode_without_a_signing_secret_refuses_to_start(settings: Settings,
+                                                              sqlite_engine: Engine) -> None:
+    unsigned = settings.model_copy(update={"slack": settings.slack.model_copy(
+        update={"signing_secret": None})})
+    with pytest.raises(ConfigError, match="signing_secret"):
+        create_app(unsigned, sqlite_engine, http=True)
+
+
+def test_mounted_on_the_api_app(settings: Settings, sqlite_engine: Engine,
+                                fake_slack: FakeSlack) -> None:
+    """`modeldeck bot --with-api`: one port serves the REST API and /slack/events."""
+    seed_world(sqlite_engine, settings)
+    api = create_api(settings, engine=sqlite_engine)
+    mount(api, create_app(settings, sqlite_engine, http=True))
+    with serve_asgi(api) as url:
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        assert httpx.get(f"{url}/api/v1/models").status_code == 401  # the API's own auth
+        slack = SlackWorkspace(url, fake_slack)
+        try:
+            sent = slack.command("versions fraud-detector", user=VIEWER)
+            assert sent.status == 200
+            assert "1.3.0" in sent.text()
+            forged = slack.post("text=help", headers=signed_headers("text=other"))
+            assert forged.status == 401
+        finally:
+            slack.close()
+
+
+def test_a_wrong_token_or_unreachable_slack_stops_the_start_with_a_clear_error(
+        settings: Settings, sqlite_engine: Engine, fake_slack: FakeSlack) -> None:
+    wrong = settings.model_copy(update={"slack": settings.slack.model_copy(
+        update={"bot_token": SecretStr("xoxb-revoked")})})
+    with pytest.raises(ConfigError, match="Slack refused the bot token.*invalid_auth"):
+        create_app(wrong, sqlite_engine, http=True)
+    fake_slack.go_down("refuse")
+    with pytest.raises(BackendUnavailable, match="cannot reach the Slack Web API"):
+        create_app(settings, sqlite_engine, http=True)
