@@ -7,6 +7,7 @@ slack_bolt's FastAPI adapter under uvicorn).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,37 +35,61 @@ def web_client(slack: SlackConfig) -> WebClient:
 
     Replies honour Slack's Retry-After on 429 (twice at most: a person is waiting)."""
     if slack.bot_token is None:
-        raise ConfigError("the Slack bot needs slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)",
-                          hint="see docs/slack.md")
+        raise ConfigError(
+            "the Slack bot needs slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)",
+            hint="see docs/slack.md",
+        )
     base = (slack.api_url or SLACK_API).rstrip("/") + "/"
-    return WebClient(token=slack.bot_token.get_secret_value(), base_url=base, timeout=10,
-                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
+    return WebClient(
+        token=slack.bot_token.get_secret_value(),
+        base_url=base,
+        timeout=10,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
 
 
-def build_deps(settings: Settings, engine: Engine, client: WebClient, *,
-               clock: Clock = utcnow) -> BotDeps:
-    return BotDeps(settings=settings, engine=engine, clock=clock,
-                   directory=GroupDirectory(client, settings.roles))
+def build_deps(
+    settings: Settings, engine: Engine, client: WebClient, *, clock: Clock = utcnow
+) -> BotDeps:
+    return BotDeps(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        directory=GroupDirectory(client, settings.roles),
+    )
 
 
-def create_app(settings: Settings, engine: Engine, *, client: WebClient | None = None,
-               clock: Clock = utcnow, http: bool | None = None) -> App:
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    client: WebClient | None = None,
+    clock: Clock = utcnow,
+    http: bool | None = None,
+) -> App:
     """Build the App. HTTP mode requires the signing secret; Socket Mode does not use it."""
     slack = settings.slack
     http = slack.mode == "http" if http is None else http
     if http and slack.signing_secret is None:
-        raise ConfigError("HTTP mode needs slack.signing_secret (MODELDECK_SLACK__SIGNING_SECRET)"
-                          " to verify that requests come from Slack", hint="see docs/slack.md")
+        raise ConfigError(
+            "HTTP mode needs slack.signing_secret (MODELDECK_SLACK__SIGNING_SECRET)"
+            " to verify that requests come from Slack",
+            hint="see docs/slack.md",
+        )
     client = client or web_client(slack)
     try:
         app = _bolt_app(slack, client, http)
     except BoltError as exc:  # auth.test said no: the token is wrong or revoked
-        raise ConfigError(f"Slack refused the bot token: {exc}",
-                          hint="check slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)") from None
+        raise ConfigError(
+            f"Slack refused the bot token: {exc}",
+            hint="check slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)",
+        ) from None
     except OSError as exc:  # URLError is an OSError
         reason = getattr(exc, "reason", exc)
-        raise BackendUnavailable(f"cannot reach the Slack Web API at {client.base_url}: "
-                                 f"{reason}", hint="check the network, or slack.api_url") from None
+        raise BackendUnavailable(
+            f"cannot reach the Slack Web API at {client.base_url}: {reason}",
+            hint="check the network, or slack.api_url",
+        ) from None
     deps = build_deps(settings, engine, client, clock=clock)
     deps.directory.refresh()  # user-group roles known before the first request (if any)
     app.use(actor_middleware(deps))
@@ -78,13 +103,17 @@ def _bolt_app(slack: SlackConfig, client: WebClient, http: bool) -> App:
     """The App checks the token once (auth.test) when it is built."""
     return App(
         name="modeldeck",
+        # Without a logger of its own, bolt creates the logger named after the app
+        # ("modeldeck", the parent of all of ours) and freezes its level at the root's.
+        logger=logging.getLogger("modeldeck.bot.bolt"),
         client=client,
         signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
         request_verification_enabled=http,
         # ack() runs in the request thread and returns at once; the work is lazy listeners.
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=WORKERS,
-                                             thread_name_prefix="modeldeck-bot"),
+        listener_executor=ThreadPoolExecutor(
+            max_workers=WORKERS, thread_name_prefix="modeldeck-bot"
+        ),
     )
 
 
@@ -92,14 +121,17 @@ def actor_middleware(deps: BotDeps) -> Callable[..., Any]:
     """Resolve the Slack user to an Actor (no Slack call on the request path) and hand the
     shared dependencies to the listeners."""
 
-    def resolve_actor(context: BoltContext, body: dict[str, Any],
-                      next: Callable[[], None]) -> None:  # noqa: A002 - bolt's name
+    def resolve_actor(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - bolt's name
         deps.pacing.request_arrived()
         user = context.user_id or ""
         request_id = body.get("trigger_id") or body.get("action_ts")
         context["deps"] = deps
-        context["actor"] = slack_actor(deps.settings.roles, deps.directory, user,
-                                       request_id=str(request_id) if request_id else None)
+        context["actor"] = slack_actor(
+            deps.settings.roles,
+            deps.directory,
+            user,
+            request_id=str(request_id) if request_id else None,
+        )
         next()
 
     return resolve_actor

@@ -35,24 +35,35 @@ def notice(text: str) -> Message:
 
 def help_message(topic: str | None = None) -> Message:
     verbs = [topic] if topic else list(USAGE)
-    lines = [f"`/modeldeck {USAGE[v].syntax}`\n      {USAGE[v].summary} — e.g. "
-             f"`/modeldeck {USAGE[v].example}`" for v in verbs]
-    blocks = [kit.header("modeldeck commands" if topic is None else f"/modeldeck {topic}"),
-              kit.section("\n".join(lines)),
-              kit.context("Environments take aliases (`prod`). Buttons on alerts and approval "
-                          "requests re-check your role when clicked.")]
+    lines = [
+        f"`/modeldeck {USAGE[v].syntax}`\n      {USAGE[v].summary} — e.g. "
+        f"`/modeldeck {USAGE[v].example}`"
+        for v in verbs
+    ]
+    blocks = [
+        kit.header("modeldeck commands" if topic is None else f"/modeldeck {topic}"),
+        kit.section("\n".join(lines)),
+        kit.context(
+            "Environments take aliases (`prod`). Buttons on alerts and approval "
+            "requests re-check your role when clicked."
+        ),
+    ]
     return kit.message("modeldeck commands: " + ", ".join(verbs), blocks)
 
 
 def whoami_message(actor: Actor, user_id: str, groups: Sequence[str]) -> Message:
     role = actor.role
-    can = CAN[role] if role else "nothing yet: ask an admin to map you to a role (roles: in " \
-                                 "modeldeck.yaml)"
+    can = (
+        CAN[role]
+        if role
+        else "nothing yet: ask an admin to map you to a role (roles: in modeldeck.yaml)"
+    )
     text = f"You are <@{user_id}> (`{actor.name}`), role *{role or 'none'}*: you can {can}."
     blocks = [kit.section(text)]
     if groups:
-        blocks.append(kit.context("via user groups: " + ", ".join(f"<!subteam^{g}>"
-                                                                 for g in groups)))
+        blocks.append(
+            kit.context("via user groups: " + ", ".join(f"<!subteam^{g}>" for g in groups))
+        )
     return kit.message(text, blocks)
 
 
@@ -84,15 +95,20 @@ def status_message(settings: Settings, rows: Sequence[StatusRow], model: str | N
         blocks.append(_linked(settings, "\n".join(lines), name))
     blocks.extend(_more(settings, len(by_model)))
     first = rows[0]
-    text = f"{first.model} in {first.environment}: {first.version or 'nothing'}" if model \
+    text = (
+        f"{first.model} in {first.environment}: {first.version or 'nothing'}"
+        if model
         else f"status of {len(by_model)} models"
+    )
     return kit.message(text, blocks)
 
 
 def _status_line(cell: StatusRow) -> str:
     if cell.version:
-        line = (f"• *{cell.environment}* `{cell.version}` since {kit.slack_date(cell.since)} "
-                f"by {kit.mention(cell.promoted_by)}")
+        line = (
+            f"• *{cell.environment}* `{cell.version}` since {kit.slack_date(cell.since)} "
+            f"by {kit.mention(cell.promoted_by)}"
+        )
     else:
         line = f"• *{cell.environment}* _nothing running_"
     if cell.in_flight is not None:
@@ -101,8 +117,9 @@ def _status_line(cell: StatusRow) -> str:
     return line
 
 
-def versions_message(settings: Settings, model: str, versions: ModelVersionsPublic,
-                     rows: Sequence[StatusRow]) -> Message:
+def versions_message(
+    settings: Settings, model: str, versions: ModelVersionsPublic, rows: Sequence[StatusRow]
+) -> Message:
     if not versions.data:
         return notice(f"{model} has no versions yet.")
     where: dict[str, list[str]] = {}
@@ -122,17 +139,20 @@ def versions_message(settings: Settings, model: str, versions: ModelVersionsPubl
     return kit.message(f"{model}: {versions.count} versions", blocks)
 
 
-def history_message(settings: Settings, model: str, history: DeploymentsPublic,
-                    environment: str | None) -> Message:
+def history_message(
+    settings: Settings, model: str, history: DeploymentsPublic, environment: str | None
+) -> Message:
     where = f" in {environment}" if environment else ""
     if not history.data:
         return notice(f"{model} was never deployed{where}.")
     blocks = [kit.header(f"History of {model}{where}")]
     for d in history.data[:MAX_ITEMS]:
         verb = "rollback to" if d.kind == "rollback" else "promote"
-        line = (f"*#{d.id}* {verb} `{d.version}` → *{d.environment}* "
-                f"{kit.state_label(d.state)}\n{kit.slack_date(d.started_at)} by "
-                f"{kit.mention(d.requested_by)} via {d.requested_via}")
+        line = (
+            f"*#{d.id}* {verb} `{d.version}` → *{d.environment}* "
+            f"{kit.state_label(d.state)}\n{kit.slack_date(d.started_at)} by "
+            f"{kit.mention(d.requested_by)} via {d.requested_via}"
+        )
         if d.reason:
             line += f"\n>{kit.escape(kit.clip(d.reason, 200))}"
         blocks.append(kit.section(line))
@@ -140,8 +160,9 @@ def history_message(settings: Settings, model: str, history: DeploymentsPublic,
     return kit.message(f"{model}: {history.count} deployments{where}", blocks)
 
 
-def drift_message(settings: Settings, model: str, checks: Sequence[CheckSummary],
-                  environment: str | None) -> Message:
+def drift_message(
+    settings: Settings, model: str, checks: Sequence[CheckSummary], environment: str | None
+) -> Message:
     where = f" in {environment}" if environment else ""
     if not checks:
         return notice(f"No drift check has run for {model}{where} yet.")
@@ -149,47 +170,63 @@ def drift_message(settings: Settings, model: str, checks: Sequence[CheckSummary]
     for c in checks:
         drifted = ", ".join(c.drifted_columns[:8]) or "none"
         score = "-" if c.score is None else f"{c.score:.3g}"
-        blocks.append(kit.section(
-            f"*{c.environment}* `{c.version}` — {_check_icon(c.status)} {c.status}\n"
-            f"share drifted {score} · window ending {kit.slack_date(c.window_end)} "
-            f"({c.rows} rows)\ndrifted columns: {kit.escape(drifted)}"))
+        blocks.append(
+            kit.section(
+                f"*{c.environment}* `{c.version}` — {_check_icon(c.status)} {c.status}\n"
+                f"share drifted {score} · window ending {kit.slack_date(c.window_end)} "
+                f"({c.rows} rows)\ndrifted columns: {kit.escape(drifted)}"
+            )
+        )
     url = kit.dashboard_url(settings, "drift", model=model, env=environment)
     blocks.append(kit.actions(BlockId.alert_actions, [kit.link_button("Open drift page", url)]))
     return kit.message(f"drift of {model}{where}", blocks)
 
 
 def _check_icon(status: str) -> str:
-    return {"ok": ":large_green_circle:", "warn": ":large_yellow_circle:",
-            "fail": ":red_circle:"}.get(status, ":white_circle:")
+    return {
+        "ok": ":large_green_circle:",
+        "warn": ":large_yellow_circle:",
+        "fail": ":red_circle:",
+    }.get(status, ":white_circle:")
 
 
-def alerts_message(settings: Settings, alerts: Sequence[AlertPublic],
-                   include_resolved: bool) -> Message:
+def alerts_message(
+    settings: Settings, alerts: Sequence[AlertPublic], include_resolved: bool
+) -> Message:
     if not alerts:
         return notice("No open alerts. :tada:" if not include_resolved else "No alerts.")
     blocks = [kit.header(f"Alerts ({len(alerts)})")]
     for a in alerts[:MAX_ITEMS]:
         icon = kit.SEVERITY_ICON[a.severity] if a.status == "firing" else kit.ALERT_ICON[a.status]
-        line = (f"{icon} *#{a.id}* {kit.escape(alert_title(a))} — {a.status}\n"
-                f"{kit.escape(kit.clip(a.summary, 200))}\nlast seen "
-                f"{kit.slack_date(a.last_seen)} ({a.count}×)")
+        line = (
+            f"{icon} *#{a.id}* {kit.escape(alert_title(a))} — {a.status}\n"
+            f"{kit.escape(kit.clip(a.summary, 200))}\nlast seen "
+            f"{kit.slack_date(a.last_seen)} ({a.count}×)"
+        )
         blocks.append(kit.section(line))
     blocks.append(kit.context("Snooze one with `/modeldeck snooze ID 2h`."))
     return kit.message(f"{len(alerts)} alerts", blocks)
 
 
-def rollback_confirmation(model: str, environment: str, current: str | None,
-                          target: str | None, request: dict[str, Any]) -> Message:
+def rollback_confirmation(
+    model: str, environment: str, current: str | None, target: str | None, request: dict[str, Any]
+) -> Message:
     """The confirmation step before a rollback asked by slash command (DESIGN §10)."""
     to = f"`{target}`" if target else "the previous version"
     now = f"`{current}`" if current else "nothing"
     text = f"Roll back *{model}* in *{environment}* from {now} to {to}?"
     value = json.dumps(request, separators=(",", ":"))
-    blocks = [kit.section(text),
-              kit.actions(BlockId.rollback_actions, [
-                  kit.button("Roll back", ActionId.confirm_rollback, value, style="danger"),
-                  kit.button("Cancel", ActionId.cancel, "cancel")]),
-              kit.context("Only you can see this. The rollback starts when you confirm.")]
+    blocks = [
+        kit.section(text),
+        kit.actions(
+            BlockId.rollback_actions,
+            [
+                kit.button("Roll back", ActionId.confirm_rollback, value, style="danger"),
+                kit.button("Cancel", ActionId.cancel, "cancel"),
+            ],
+        ),
+        kit.context("Only you can see this. The rollback starts when you confirm."),
+    ]
     return kit.message(text.replace("*", ""), blocks)
 
 

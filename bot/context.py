@@ -93,12 +93,16 @@ class Turn:
 
     def reply(self, message: Message, *, public: bool = False, replace: bool = False) -> None:
         """Answer through the response_url: ephemeral unless `public`."""
-        response = self.respond(text=message["text"], blocks=message.get("blocks"),
-                                response_type="in_channel" if public else "ephemeral",
-                                replace_original=replace)
+        response = self.respond(
+            text=message["text"],
+            blocks=message.get("blocks"),
+            response_type="in_channel" if public else "ephemeral",
+            replace_original=replace,
+        )
         if response.status_code != 200:  # expired response_url (30 min) or Slack trouble
-            log.warning("slack.reply_refused", status=response.status_code,
-                        body=str(response.body)[:200])
+            log.warning(
+                "slack.reply_refused", status=response.status_code, body=str(response.body)[:200]
+            )
 
 
 Handler = Callable[[Turn], None]
@@ -109,13 +113,25 @@ def lazy(kind: Literal["command", "action"]) -> Callable[[Handler], LazyListener
     """Make `handler(turn)` a bolt lazy listener with error reporting and an audit event."""
 
     def wrap(handler: Handler) -> LazyListener:
-        def run(body: dict[str, Any], context: BoltContext, client: WebClient,
-                respond: Respond, logger: logging.Logger) -> None:
-            turn = Turn(deps=context["deps"], actor=context["actor"], body=body, client=client,
-                        respond=respond, logger=logger)
+        def run(
+            body: dict[str, Any],
+            context: BoltContext,
+            client: WebClient,
+            respond: Respond,
+            logger: logging.Logger,
+        ) -> None:
+            turn = Turn(
+                deps=context["deps"],
+                actor=context["actor"],
+                body=body,
+                client=client,
+                respond=respond,
+                logger=logger,
+            )
             turn.deps.pacing.hold_while_busy()
-            structlog.contextvars.bind_contextvars(request_id=turn.actor.request_id,
-                                                   slack_user=turn.user_id)
+            structlog.contextvars.bind_contextvars(
+                request_id=turn.actor.request_id, slack_user=turn.user_id
+            )
             outcome, problem = "ok", None
             try:
                 handler(turn)
@@ -137,8 +153,7 @@ def lazy(kind: Literal["command", "action"]) -> Callable[[Handler], LazyListener
 
 def record_turn(turn: Turn, kind: str, outcome: str, problem: str | None) -> None:
     """Every command and click goes to the audit log with the Slack user, whatever happened."""
-    details: dict[str, Any] = {"channel": turn.channel_id, "outcome": outcome,
-                               **turn.audit_details}
+    details: dict[str, Any] = {"channel": turn.channel_id, "outcome": outcome, **turn.audit_details}
     if kind == "command":
         details["text"] = str(turn.body.get("text") or "")[:500]
     else:
@@ -150,8 +165,14 @@ def record_turn(turn: Turn, kind: str, outcome: str, problem: str | None) -> Non
     target = turn.audit_target or f"slack:{turn.channel_id or 'unknown'}"
     try:
         with turn.session() as session:
-            audit.record(session, actor=turn.actor, action=f"slack.{kind}", target=target,
-                         after=details, clock=turn.clock)
+            audit.record(
+                session,
+                actor=turn.actor,
+                action=f"slack.{kind}",
+                target=target,
+                after=details,
+                clock=turn.clock,
+            )
             session.commit()
     except Exception:  # the answer already went out; a lost audit row must at least be loud
         log.exception("slack.audit_failed", kind=kind, target=target)

@@ -45,8 +45,10 @@ def friendly(error: Exception) -> dict[str, Any]:
             blocks.append(kit.context(error.hint))
             text += f" ({error.hint})"
         return kit.message(text, blocks)
-    text = (":boom: Something went wrong inside modeldeck and the error was logged for the "
-            "operators. Check `/modeldeck status` before you try again.")
+    text = (
+        ":boom: Something went wrong inside modeldeck and the error was logged for the "
+        "operators. Check `/modeldeck status` before you try again."
+    )
     return kit.message(text, [kit.section(text)])
 
 
@@ -60,13 +62,18 @@ def report(error: Exception, respond: Respond | None, logger: logging.Logger | N
         return
     message = friendly(error)
     try:
-        respond(text=message["text"], blocks=message["blocks"], response_type="ephemeral",
-                replace_original=False)
+        respond(
+            text=message["text"],
+            blocks=message["blocks"],
+            response_type="ephemeral",
+            replace_original=False,
+        )
     except Exception as exc:  # Slack down: the log line above is all we can do
         log.warning("slack.respond_failed", error=repr(exc))
 
 
-def on_error(error: Exception, respond: Respond | None = None,
-             logger: logging.Logger | None = None) -> None:
+def on_error(
+    error: Exception, respond: Respond | None = None, logger: logging.Logger | None = None
+) -> None:
     """bolt's global error handler (arguments are injected by name)."""
     report(error, respond, logger)

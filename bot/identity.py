@@ -31,9 +31,14 @@ class GroupDirectory:
     Without `slack_groups` in the role mapping it never calls Slack at all.
     """
 
-    def __init__(self, client: WebClient | None, roles: RolesConfig, *,
-                 ttl: float = GROUPS_TTL_SECONDS,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: WebClient | None,
+        roles: RolesConfig,
+        *,
+        ttl: float = GROUPS_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.wanted = set(roles.slack_groups)
         self.ttl = ttl
@@ -89,9 +94,14 @@ class GroupDirectory:
         threading.Thread(target=run, name="modeldeck-usergroups", daemon=True).start()
 
 
-def slack_actor(roles: RolesConfig, directory: GroupDirectory, user_id: str,
-                request_id: str | None = None) -> Actor:
+def slack_actor(
+    roles: RolesConfig, directory: GroupDirectory, user_id: str, request_id: str | None = None
+) -> Actor:
     """The Actor for a Slack user: highest role of the user id and their groups, else default."""
     groups = directory.groups_of(user_id)
-    return Actor(name=f"slack:{user_id}", role=role_for(roles, user=user_id, groups=groups),
-                 via="slack", request_id=request_id[:64] if request_id else None)
+    return Actor(
+        name=f"slack:{user_id}",
+        role=role_for(roles, user=user_id, groups=groups),
+        via="slack",
+        request_id=request_id[:64] if request_id else None,
+    )

@@ -18,9 +18,14 @@ MAX_HOLD_SECONDS = 1.0  # a reply is never held back longer than this
 
 
 class AckFirst:
-    def __init__(self, *, quiet: float = QUIET_SECONDS, max_hold: float = MAX_HOLD_SECONDS,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        quiet: float = QUIET_SECONDS,
+        max_hold: float = MAX_HOLD_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.quiet = quiet
         self.max_hold = max_hold
         self.monotonic = monotonic

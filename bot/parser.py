@@ -28,14 +28,20 @@ class Usage:
 USAGE: dict[str, Usage] = {
     "help": Usage("help", "help", "this list"),
     "models": Usage("models", "models", "every registered model"),
-    "status": Usage("status [MODEL]", "status fraud-detector",
-                    "what runs where, since when, rollouts in flight"),
+    "status": Usage(
+        "status [MODEL]", "status fraud-detector", "what runs where, since when, rollouts in flight"
+    ),
     "versions": Usage("versions MODEL", "versions fraud-detector", "registered versions"),
-    "promote": Usage("promote MODEL VERSION to ENV [because REASON]",
-                     "promote fraud-detector 1.4.0 to prod because better recall",
-                     "deploy a version (may need approval)"),
-    "rollback": Usage("rollback MODEL in ENV [to VERSION] [because REASON]",
-                      "rollback fraud-detector in prod", "go back to the previous version"),
+    "promote": Usage(
+        "promote MODEL VERSION to ENV [because REASON]",
+        "promote fraud-detector 1.4.0 to prod because better recall",
+        "deploy a version (may need approval)",
+    ),
+    "rollback": Usage(
+        "rollback MODEL in ENV [to VERSION] [because REASON]",
+        "rollback fraud-detector in prod",
+        "go back to the previous version",
+    ),
     "history": Usage("history MODEL [in ENV]", "history fraud-detector", "deployment history"),
     "drift": Usage("drift MODEL [ENV]", "drift fraud-detector prod", "latest drift checks"),
     "alerts": Usage("alerts [all]", "alerts", "open alerts (`all` includes resolved)"),
@@ -44,19 +50,54 @@ USAGE: dict[str, Usage] = {
 }
 
 SYNONYMS = {
-    "?": "help", "h": "help", "list": "models", "ls": "models", "model": "models",
-    "state": "status", "st": "status", "version": "versions", "deploy": "promote",
-    "release": "promote", "revert": "rollback", "undo": "rollback", "roll-back": "rollback",
-    "log": "history", "hist": "history", "alert": "alerts", "mute": "snooze",
-    "silence": "snooze", "me": "whoami", "who": "whoami", "who-am-i": "whoami",
+    "?": "help",
+    "h": "help",
+    "list": "models",
+    "ls": "models",
+    "model": "models",
+    "state": "status",
+    "st": "status",
+    "version": "versions",
+    "deploy": "promote",
+    "release": "promote",
+    "revert": "rollback",
+    "undo": "rollback",
+    "roll-back": "rollback",
+    "log": "history",
+    "hist": "history",
+    "alert": "alerts",
+    "mute": "snooze",
+    "silence": "snooze",
+    "me": "whoami",
+    "who": "whoami",
+    "who-am-i": "whoami",
 }
 TO_WORDS = {"to", "->", "→", "into", "onto", "--to", "-t", "on"}
 IN_WORDS = {"in", "on", "from", "at", "--env", "-e", "env"}
 REASON_WORDS = {"because", "reason", "reason:", "--reason", "-r", "--", "for", "why", "why:"}
-DURATION_UNITS = {"s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-                  "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
-                  "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
-                  "d": "d", "day": "d", "days": "d", "w": "w", "week": "w", "weeks": "w"}
+DURATION_UNITS = {
+    "s": "s",
+    "sec": "s",
+    "secs": "s",
+    "second": "s",
+    "seconds": "s",
+    "m": "m",
+    "min": "m",
+    "mins": "m",
+    "minute": "m",
+    "minutes": "m",
+    "h": "h",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "h",
+    "hours": "h",
+    "d": "d",
+    "day": "d",
+    "days": "d",
+    "w": "w",
+    "week": "w",
+    "weeks": "w",
+}
 
 
 class ParseError(InvalidInput):
@@ -127,8 +168,19 @@ class WhoAmI:
     pass
 
 
-Command = (Help | Models | Status | Versions | Promote | Rollback | History | Drift | Alerts
-           | Snooze | WhoAmI)
+Command = (
+    Help
+    | Models
+    | Status
+    | Versions
+    | Promote
+    | Rollback
+    | History
+    | Drift
+    | Alerts
+    | Snooze
+    | WhoAmI
+)
 EnvResolver = Callable[[str], str]
 
 
@@ -140,8 +192,15 @@ def usage_hint(verb: str) -> str:
 def normalise(text: str) -> str:
     """Undo what Slack and phones do to text: entities, smart quotes, odd spaces."""
     text = text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-    for fancy, plain in (("“", '"'), ("”", '"'), ("‘", "'"), ("’", "'"), ("—", "--"),
-                         ("–", "-"), ("\u00a0", " ")):
+    for fancy, plain in (
+        ("“", '"'),
+        ("”", '"'),
+        ("‘", "'"),
+        ("’", "'"),
+        ("—", "--"),
+        ("–", "-"),
+        ("\u00a0", " "),
+    ):
         text = text.replace(fancy, plain)
     return " ".join(text.split())
 
@@ -156,9 +215,11 @@ def parse(text: str, *, resolve_env: EnvResolver = str.lower) -> Command:
     if verb not in USAGE:
         close = difflib.get_close_matches(verb, [*USAGE, *SYNONYMS], n=1, cutoff=0.6)
         guess = f"did you mean `{SYNONYMS.get(close[0], close[0])}`? " if close else ""
-        raise ParseError(f"I don't know the command `{words[0][:40]}`.",
-                         hint=f"{guess}try `/modeldeck help` for the list, or "
-                              f"`/modeldeck {USAGE['status'].example}`")
+        raise ParseError(
+            f"I don't know the command `{words[0][:40]}`.",
+            hint=f"{guess}try `/modeldeck help` for the list, or "
+            f"`/modeldeck {USAGE['status'].example}`",
+        )
     return _PARSERS[verb](_Words(verb, words[1:]), resolve_env)
 
 
@@ -189,8 +250,10 @@ class _Words:
     def model(self) -> str:
         name = self.take("a model name").lower().strip("'\"`")
         if not SLUG_RE.fullmatch(name):
-            raise self.fail(f"`{name[:64]}` is not a model name (like `fraud-detector`: "
-                            "lower-case letters, digits, '.', '_' and '-').")
+            raise self.fail(
+                f"`{name[:64]}` is not a model name (like `fraud-detector`: "
+                "lower-case letters, digits, '.', '_' and '-')."
+            )
         return name
 
     def version(self) -> str:
@@ -221,8 +284,7 @@ class _Words:
 
 def _help(w: _Words, _: EnvResolver) -> Command:
     topic = (w.peek() or "").lower()
-    return Help(topic=SYNONYMS.get(topic, topic) if topic in USAGE or topic in SYNONYMS
-                else None)
+    return Help(topic=SYNONYMS.get(topic, topic) if topic in USAGE or topic in SYNONYMS else None)
 
 
 def _models(w: _Words, _: EnvResolver) -> Command:
@@ -315,7 +377,15 @@ def _whoami(w: _Words, _: EnvResolver) -> Command:
 
 
 _PARSERS: dict[str, Callable[[_Words, EnvResolver], Command]] = {
-    "help": _help, "models": _models, "status": _status, "versions": _versions,
-    "promote": _promote, "rollback": _rollback, "history": _history, "drift": _drift,
-    "alerts": _alerts, "snooze": _snooze, "whoami": _whoami,
+    "help": _help,
+    "models": _models,
+    "status": _status,
+    "versions": _versions,
+    "promote": _promote,
+    "rollback": _rollback,
+    "history": _history,
+    "drift": _drift,
+    "alerts": _alerts,
+    "snooze": _snooze,
+    "whoami": _whoami,
 }

@@ -28,8 +28,9 @@ log = logs.get("modeldeck.bot.server")
 class ThreadedSlackRequestHandler(SlackRequestHandler):
     """bolt's FastAPI/Starlette handler with `App.dispatch` moved off the event loop."""
 
-    async def handle(self, req: Request,
-                     addition_context_properties: dict[str, Any] | None = None) -> Response:
+    async def handle(
+        self, req: Request, addition_context_properties: dict[str, Any] | None = None
+    ) -> Response:
         if req.method != "POST":
             return await super().handle(req, addition_context_properties)
         body = await req.body()
@@ -57,8 +58,13 @@ def mount(api: FastAPI, app: App, path: str = EVENTS_PATH) -> None:
 
 def http_app(app: App) -> FastAPI:
     """A FastAPI app of its own for `modeldeck bot --http`: /slack/events and /healthz."""
-    api = FastAPI(title="modeldeck Slack bot", version=__version__, docs_url=None,
-                  redoc_url=None, openapi_url=None)
+    api = FastAPI(
+        title="modeldeck Slack bot",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     @api.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -72,15 +78,15 @@ def run_http(app: App, *, host: str, port: int, log_level: str = "info") -> None
     import uvicorn
 
     log.info("slack.http_mode", host=host, port=port, path=EVENTS_PATH)
-    uvicorn.run(http_app(app), host=host, port=port, log_level=log_level.lower(),
-                access_log=False)
+    uvicorn.run(http_app(app), host=host, port=port, log_level=log_level.lower(), access_log=False)
 
 
 def socket_mode_handler(app: App, slack: SlackConfig) -> SocketModeHandler:
     if slack.app_token is None:
-        raise ConfigError("Socket Mode needs slack.app_token (xapp-…, MODELDECK_SLACK__APP_TOKEN)",
-                          hint="or run `modeldeck bot --http` with a signing secret; "
-                               "see docs/slack.md")
+        raise ConfigError(
+            "Socket Mode needs slack.app_token (xapp-…, MODELDECK_SLACK__APP_TOKEN)",
+            hint="or run `modeldeck bot --http` with a signing secret; see docs/slack.md",
+        )
     return SocketModeHandler(app, app_token=slack.app_token.get_secret_value())
 
 

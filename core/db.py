@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
@@ -38,21 +39,40 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# How many connections each engine's pool may open: the API admits that many requests to
+# the database at a time (see api/deps.get_session), so no request ever waits on the pool.
+_CAPACITY: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()
+DEFAULT_CAPACITY = 10
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for a SQLite file, create its folder and set sane pragmas."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 10})
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 10})
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 0)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        if parsed.get_backend_name() == "postgresql":
+            # Fail fast (readyz, CLI) instead of waiting for the OS's TCP timeout on a dead host.
+            kwargs.setdefault("connect_args", {"connect_timeout": 5})
+        engine = create_engine(url, **kwargs)
+    size, overflow = kwargs.get("pool_size", 1), kwargs.get("max_overflow", 0)
+    _CAPACITY[engine] = max(1, int(size) + max(0, int(overflow)))
+    return engine
+
+
+def max_connections(engine: Engine) -> int:
+    """The most connections this engine's pool hands out at once."""
+    return _CAPACITY.get(engine, DEFAULT_CAPACITY)
 
 
 @contextmanager

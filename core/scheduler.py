@@ -57,8 +57,15 @@ HOOK_MODULES = ("modeldeck.core.hardware.jobs",)  # imported at start; they call
 
 
 class CheckRunner(Protocol):
-    def __call__(self, session: Session, *, settings: Settings, deployment_id: int,
-                 window_end: datetime | None = None, clock: Clock = utcnow) -> Any: ...
+    def __call__(
+        self,
+        session: Session,
+        *,
+        settings: Settings,
+        deployment_id: int,
+        window_end: datetime | None = None,
+        clock: Clock = utcnow,
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,16 @@ class _JobStore(SQLAlchemyJobStore):
 class Scheduler:
     """One scheduler process. `run()` blocks: wait to lead, schedule, stop on `stop()`."""
 
-    def __init__(self, *, engine: Engine, settings: Settings, clock: Clock = utcnow,
-                 check_runner: CheckRunner | None = None, lock: Leadership | None = None,
-                 poll_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock = utcnow,
+        check_runner: CheckRunner | None = None,
+        lock: Leadership | None = None,
+        poll_seconds: float | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
@@ -160,7 +174,9 @@ class Scheduler:
         aps = BackgroundScheduler(
             jobstores={"default": _JobStore(engine=self.engine, tablename=JOBS_TABLE)},
             executors={"default": ThreadPoolExecutor(self.settings.scheduler.workers)},
-            job_defaults=JOB_DEFAULTS, timezone=UTC)
+            job_defaults=JOB_DEFAULTS,
+            timezone=UTC,
+        )
         self.aps, _ACTIVE = aps, self
         lost = False
         try:
@@ -184,8 +200,7 @@ class Scheduler:
 
     def start(self) -> threading.Thread:
         """Run in a background thread (tests, `modeldeck up`)."""
-        self._thread = threading.Thread(target=self.run, name="modeldeck-scheduler",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.run, name="modeldeck-scheduler", daemon=True)
         self._thread.start()
         return self._thread
 
@@ -210,9 +225,10 @@ class Scheduler:
             jobs[f"job:{job.name}"] = (job.seconds, ("registered", job.name))
         with Session(self.engine) as session:
             rows = session.exec(
-                select(Deployment.id, Model.name).join(Model).join(Environment)
-                .where(Deployment.state == DeploymentState.active,
-                       Environment.active == True)  # noqa: E712
+                select(Deployment.id, Model.name)
+                .join(Model)
+                .join(Environment)
+                .where(Deployment.state == DeploymentState.active, Environment.active == True)  # noqa: E712
             ).all()
         for deployment_id, model in rows:
             minutes = self.settings.check_config(model).interval_minutes
@@ -239,8 +255,15 @@ class Scheduler:
         for job_id, (seconds, args) in desired.items():
             job = existing.get(job_id)
             if job is None:
-                aps.add_job(run_job, "interval", seconds=seconds, args=args, id=job_id,
-                            name=job_id, next_run_time=now + _offset(job_id, seconds))
+                aps.add_job(
+                    run_job,
+                    "interval",
+                    seconds=seconds,
+                    args=args,
+                    id=job_id,
+                    name=job_id,
+                    next_run_time=now + _offset(job_id, seconds),
+                )
                 counts["added"] += 1
                 continue
             if job.trigger.interval.total_seconds() != seconds:
@@ -258,8 +281,12 @@ class Scheduler:
     def execute(self, kind: str, arg: Any = None) -> Any:
         """Run one job now (APScheduler calls this through run_job; tests and `--once` too)."""
         jobs: dict[str, Callable[[Any], Any]] = {
-            "check": self.run_check, "drain": self._drain, "advance": self._advance,
-            "reconcile": self._reconcile, "wake": self._wake, "sync": lambda _: self.sync_jobs(),
+            "check": self.run_check,
+            "drain": self._drain,
+            "advance": self._advance,
+            "reconcile": self._reconcile,
+            "wake": self._wake,
+            "sync": lambda _: self.sync_jobs(),
             "registered": self._registered,
         }
         try:
@@ -283,20 +310,29 @@ class Scheduler:
             markers = _mark_started(session, deployment_id, window_end - window, window_end)
             started = time.perf_counter()
             try:
-                results: list[CheckResult] = self.check_runner(
-                    session, settings=self.settings, deployment_id=deployment_id,
-                    window_end=window_end, clock=self.clock) or []
+                results: list[CheckResult] = (
+                    self.check_runner(
+                        session,
+                        settings=self.settings,
+                        deployment_id=deployment_id,
+                        window_end=window_end,
+                        clock=self.clock,
+                    )
+                    or []
+                )
             except Exception as exc:
                 session.rollback()
                 log.exception("scheduler.check_crashed", deployment_id=deployment_id)
                 return self._keep_markers(session, markers, exc, started)
-            session.execute(delete(CheckResult).where(col(CheckResult.id).in_(
-                [m.id for m in markers])))
+            session.execute(
+                delete(CheckResult).where(col(CheckResult.id).in_([m.id for m in markers]))
+            )
             session.commit()
             return results
 
-    def _keep_markers(self, session: Session, markers: list[CheckResult], exc: Exception,
-                      started: float) -> list[CheckResult]:
+    def _keep_markers(
+        self, session: Session, markers: list[CheckResult], exc: Exception, started: float
+    ) -> list[CheckResult]:
         elapsed = int((time.perf_counter() - started) * 1000)
         for marker in markers:
             marker.message = f"the checks crashed: {type(exc).__name__}: {exc}"[:1000]
@@ -307,8 +343,9 @@ class Scheduler:
         session.commit()
         try:  # a crashed check is itself worth an alert (monitoring of the monitoring): one
             # alert, not one per kind, since a crash stops them all
-            alerts.evaluate_check(session, settings=self.settings, result=markers[0],
-                                  clock=self.clock)
+            alerts.evaluate_check(
+                session, settings=self.settings, result=markers[0], clock=self.clock
+            )
         except Exception:
             session.rollback()
             log.exception("scheduler.check_error_alert_failed")
@@ -335,8 +372,7 @@ class Scheduler:
         if job is None:
             log.warning("scheduler.unknown_job", name=name)
             return None
-        return job.func(JobContext(engine=self.engine, settings=self.settings,
-                                   clock=self.clock))
+        return job.func(JobContext(engine=self.engine, settings=self.settings, clock=self.clock))
 
     # --- one pass, for cron and the CLI's --once ------------------------------------------
 
@@ -356,8 +392,11 @@ class Scheduler:
             for name in _REGISTERED:
                 self.execute("registered", name)
             report = self.execute("drain")
-            return {"checks": len(checks), "seconds": round(time.perf_counter() - started, 3),
-                    "drain": report.model_dump() if report is not None else None}
+            return {
+                "checks": len(checks),
+                "seconds": round(time.perf_counter() - started, 3),
+                "drain": report.model_dump() if report is not None else None,
+            }
         finally:
             self.lock.release()
 
@@ -373,12 +412,21 @@ def _offset(job_id: str, seconds: float) -> timedelta:
     return timedelta(seconds=digest % max(1, int(seconds)))
 
 
-def _mark_started(session: Session, deployment_id: int, start: datetime,
-                  end: datetime) -> list[CheckResult]:
-    markers = [CheckResult(deployment_id=deployment_id, kind=kind, window_start=start,
-                           window_end=end, status=CheckStatus.error, message=DID_NOT_FINISH,
-                           details={"error": DID_NOT_FINISH, "started_at": utcnow().isoformat()})
-               for kind in MARKED_KINDS]
+def _mark_started(
+    session: Session, deployment_id: int, start: datetime, end: datetime
+) -> list[CheckResult]:
+    markers = [
+        CheckResult(
+            deployment_id=deployment_id,
+            kind=kind,
+            window_start=start,
+            window_end=end,
+            status=CheckStatus.error,
+            message=DID_NOT_FINISH,
+            details={"error": DID_NOT_FINISH, "started_at": utcnow().isoformat()},
+        )
+        for kind in MARKED_KINDS
+    ]
     session.add_all(markers)
     session.commit()
     return markers

@@ -65,11 +65,11 @@ class PgAdvisoryLock:
             return self.alive()
         try:
             if self._conn is None:
-                self._conn = self._engine.connect().execution_options(
-                    isolation_level="AUTOCOMMIT")
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 self.key = _lock_key(self._conn)
-            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
-                                     {"key": self.key}).scalar()
+            got = self._conn.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
+            ).scalar()
         except Exception as exc:  # database unreachable: not leader, try again later
             log.warning("scheduler.lock_unavailable", error=f"{type(exc).__name__}: {exc}")
             self._close()
@@ -82,11 +82,14 @@ class PgAdvisoryLock:
             return False
         try:
             held = self._conn.execute(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                     " AND pid = pg_backend_pid() AND objsubid = 1"
-                     " AND classid::text::bigint = ((CAST(:key AS bigint) >> 32) & 4294967295)"
-                     " AND objid::text::bigint = (CAST(:key AS bigint) & 4294967295)"),
-                {"key": self.key}).scalar()
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND pid = pg_backend_pid() AND objsubid = 1"
+                    " AND classid::text::bigint = ((CAST(:key AS bigint) >> 32) & 4294967295)"
+                    " AND objid::text::bigint = (CAST(:key AS bigint) & 4294967295)"
+                ),
+                {"key": self.key},
+            ).scalar()
         except Exception:
             self._close()
             return False

@@ -28,11 +28,16 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
             {"name": "gpu-a100", "backend": "simulated", "gpu_model": "A100"},
         ],
         "environments": [
-            {"name": "staging", "cluster": "gpu-l4", "namespace": "ml-staging",
-             "aliases": ["stg"]},
-            {"name": "production", "cluster": "gpu-a100", "namespace": "ml-prod",
-             "aliases": ["prod"], "requires_previous": "staging", "approvals_required": 1,
-             "auto_rollback": True},
+            {"name": "staging", "cluster": "gpu-l4", "namespace": "ml-staging", "aliases": ["stg"]},
+            {
+                "name": "production",
+                "cluster": "gpu-a100",
+                "namespace": "ml-prod",
+                "aliases": ["prod"],
+                "requires_previous": "staging",
+                "approvals_required": 1,
+                "auto_rollback": True,
+            },
         ],
     }
     data.update(overrides)

@@ -56,8 +56,13 @@ def decide(turn: Turn, decision: Decision) -> None:
     decide_in_core = rollouts.approve if decision == Decision.approve else rollouts.reject
     try:
         with turn.session() as session:
-            decide_in_core(session, settings=turn.settings, deployment_id=deployment_id,
-                           actor=turn.actor, clock=turn.clock)
+            decide_in_core(
+                session,
+                settings=turn.settings,
+                deployment_id=deployment_id,
+                actor=turn.actor,
+                clock=turn.clock,
+            )
     except Conflict as exc:
         current = _refresh_deployment(turn, deployment_id)
         if current is not None and current.state != DeploymentState.awaiting_approval:
@@ -72,8 +77,10 @@ def decide(turn: Turn, decision: Decision) -> None:
 def _already_decided(dep: DeploymentPublic) -> Conflict:
     verbs = {Decision.approve: "approved", Decision.reject: "rejected"}
     by = ", ".join(f"{kit.mention(a.approver)} {verbs[a.decision]}" for a in dep.approvals)
-    return Conflict(f"This request was already decided{f' ({by})' if by else ''}: deployment "
-                    f"#{dep.id} is {dep.state.value.replace('_', ' ')} now. Nothing changed.")
+    return Conflict(
+        f"This request was already decided{f' ({by})' if by else ''}: deployment "
+        f"#{dep.id} is {dep.state.value.replace('_', ' ')} now. Nothing changed."
+    )
 
 
 @lazy("action")
@@ -84,24 +91,41 @@ def rollback_from_alert(turn: Turn) -> None:
     with turn.session() as session:
         alert = alerts.get_alert(session, alert_id)
         if alert.status == AlertStatus.resolved:
-            raise Conflict(f"alert #{alert_id} is resolved; nothing was rolled back",
-                           hint="use `/modeldeck rollback MODEL in ENV` if you still want to")
+            raise Conflict(
+                f"alert #{alert_id} is resolved; nothing was rolled back",
+                hint="use `/modeldeck rollback MODEL in ENV` if you still want to",
+            )
         if not alert.model or not alert.environment:
             raise InvalidInput(f"alert #{alert_id} is not about a deployed model")
-        cell = next((r for r in rollouts_queries.status(session, model=alert.model)
-                     if r.environment == alert.environment), None)
+        cell = next(
+            (
+                r
+                for r in rollouts_queries.status(session, model=alert.model)
+                if r.environment == alert.environment
+            ),
+            None,
+        )
         running = cell.version if cell is not None else None
         if alert.version and running != alert.version:
-            raise Conflict(f"{alert.model} {alert.version} is no longer active in "
-                           f"{alert.environment} ({running or 'nothing'} is); nothing was "
-                           "rolled back")
+            raise Conflict(
+                f"{alert.model} {alert.version} is no longer active in "
+                f"{alert.environment} ({running or 'nothing'} is); nothing was "
+                "rolled back"
+            )
         deployment = rollouts.rollback(
-            session, settings=turn.settings, model=alert.model, environment=alert.environment,
-            actor=turn.actor, reason=kit.clip(f"alert #{alert_id}: {alert.summary}", 2000),
+            session,
+            settings=turn.settings,
+            model=alert.model,
+            environment=alert.environment,
+            actor=turn.actor,
+            reason=kit.clip(f"alert #{alert_id}: {alert.summary}", 2000),
             idempotency_key=f"slack:alert-rollback:{alert_id}:{_message_ts(turn)}",
-            slack_channel=turn.channel_id, clock=turn.clock)
-        message = notify_blocks.load_deployment_message(session, turn.settings, deployment.id,
-                                                        buttons=False)
+            slack_channel=turn.channel_id,
+            clock=turn.clock,
+        )
+        message = notify_blocks.load_deployment_message(
+            session, turn.settings, deployment.id, buttons=False
+        )
     turn.audit_details["deployment_id"] = deployment.id
     turn.reply(message, public=True)
 
@@ -117,11 +141,20 @@ def confirm_rollback(turn: Turn) -> None:
     key = f"slack:rollback:{request.get('k')}" if request.get("k") else None
     with turn.session() as session:
         deployment = rollouts.rollback(
-            session, settings=turn.settings, model=model, environment=env, actor=turn.actor,
-            to_version=request.get("v") or None, reason=str(request.get("r") or ""),
-            idempotency_key=key, slack_channel=turn.channel_id, clock=turn.clock)
-        message = notify_blocks.load_deployment_message(session, turn.settings, deployment.id,
-                                                        buttons=False)
+            session,
+            settings=turn.settings,
+            model=model,
+            environment=env,
+            actor=turn.actor,
+            to_version=request.get("v") or None,
+            reason=str(request.get("r") or ""),
+            idempotency_key=key,
+            slack_channel=turn.channel_id,
+            clock=turn.clock,
+        )
+        message = notify_blocks.load_deployment_message(
+            session, turn.settings, deployment.id, buttons=False
+        )
     turn.audit_details["deployment_id"] = deployment.id
     turn.respond(delete_original=True)
     turn.reply(message, public=True)
@@ -138,9 +171,14 @@ def snooze_1h(turn: Turn) -> None:
     turn.audit_target = f"alert:{alert_id}"
     try:
         with turn.session() as session:
-            alert = alerts.snooze(session, settings=turn.settings, alert_id=alert_id,
-                                  duration=timedelta(hours=1), actor=turn.actor,
-                                  clock=turn.clock)
+            alert = alerts.snooze(
+                session,
+                settings=turn.settings,
+                alert_id=alert_id,
+                duration=timedelta(hours=1),
+                actor=turn.actor,
+                clock=turn.clock,
+            )
     except Conflict:
         _refresh_alert(turn, alert_id)
         raise
@@ -169,8 +207,9 @@ def _update_message(turn: Turn, message: Message) -> None:
     channel, ts = turn.channel_id, _message_ts(turn)
     try:
         if channel and ts and not container.get("is_ephemeral"):
-            turn.client.chat_update(channel=channel, ts=ts, text=message["text"],
-                                    blocks=message["blocks"])
+            turn.client.chat_update(
+                channel=channel, ts=ts, text=message["text"], blocks=message["blocks"]
+            )
         else:
             turn.respond(text=message["text"], blocks=message["blocks"], replace_original=True)
     except (SlackApiError, OSError) as exc:

@@ -115,18 +115,21 @@ def show_versions(turn: Turn, model: str) -> None:
 def show_history(turn: Turn, command: History) -> None:
     turn.audit_target = f"model:{command.model}"
     with turn.session() as session:
-        history = rollouts_queries.history(session, model=command.model,
-                                           environment=_known_env(session, command.environment),
-                                           limit=blocks.MAX_ITEMS)
-    turn.reply(blocks.history_message(turn.settings, command.model, history,
-                                      command.environment))
+        history = rollouts_queries.history(
+            session,
+            model=command.model,
+            environment=_known_env(session, command.environment),
+            limit=blocks.MAX_ITEMS,
+        )
+    turn.reply(blocks.history_message(turn.settings, command.model, history, command.environment))
 
 
 def show_drift(turn: Turn, command: Drift) -> None:
     turn.audit_target = f"model:{command.model}"
     with turn.session() as session:
-        checks = monitoring.latest_checks(session, model=command.model,
-                                          environment=_known_env(session, command.environment))
+        checks = monitoring.latest_checks(
+            session, model=command.model, environment=_known_env(session, command.environment)
+        )
     turn.reply(blocks.drift_message(turn.settings, command.model, checks, command.environment))
 
 
@@ -141,11 +144,18 @@ def snooze(turn: Turn, command: Snooze) -> None:
     turn.audit_target = f"alert:{command.alert_id}"
     duration = alerts.parse_duration(command.duration)
     with turn.session() as session:
-        alert = alerts.snooze(session, settings=turn.settings, alert_id=command.alert_id,
-                              duration=duration, actor=turn.actor, clock=turn.clock)
+        alert = alerts.snooze(
+            session,
+            settings=turn.settings,
+            alert_id=command.alert_id,
+            duration=duration,
+            actor=turn.actor,
+            clock=turn.clock,
+        )
     message = notify_blocks.alert_message(turn.settings, alert)
-    message["blocks"].insert(0, kit.context(
-        f"{kit.mention(turn.actor.name)} snoozed this alert for {command.duration}"))
+    message["blocks"].insert(
+        0, kit.context(f"{kit.mention(turn.actor.name)} snoozed this alert for {command.duration}")
+    )
     turn.reply(message, public=True)
 
 
@@ -153,18 +163,31 @@ def promote(turn: Turn, command: Promote) -> None:
     turn.audit_target = f"model:{command.model}/env:{command.environment}"
     with turn.session() as session:
         deployment = rollouts.promote(
-            session, settings=turn.settings, model=command.model, version=command.version,
-            environment=command.environment, actor=turn.actor, reason=command.reason,
-            idempotency_key=_key(turn, "promote"), slack_channel=turn.channel_id,
-            clock=turn.clock)
-        message = notify_blocks.load_deployment_message(session, turn.settings, deployment.id,
-                                                        buttons=False)
+            session,
+            settings=turn.settings,
+            model=command.model,
+            version=command.version,
+            environment=command.environment,
+            actor=turn.actor,
+            reason=command.reason,
+            idempotency_key=_key(turn, "promote"),
+            slack_channel=turn.channel_id,
+            clock=turn.clock,
+        )
+        message = notify_blocks.load_deployment_message(
+            session, turn.settings, deployment.id, buttons=False
+        )
     turn.audit_details["deployment_id"] = deployment.id
     if deployment.state == "awaiting_approval":
         where = turn.settings.slack.approval_channel
-        message["blocks"].append(kit.context(
-            f":raised_hand: Approval requested in <#{where}>." if where else
-            ":raised_hand: Approval requested; an approver can decide on the request message."))
+        message["blocks"].append(
+            kit.context(
+                f":raised_hand: Approval requested in <#{where}>."
+                if where
+                else ":raised_hand: Approval requested; an approver can decide on the request"
+                " message."
+            )
+        )
     turn.reply(message, public=True)
 
 
@@ -173,16 +196,28 @@ def confirm_rollback(turn: Turn, command: Rollback) -> None:
     turn.audit_target = f"model:{command.model}/env:{command.environment}"
     with turn.session() as session:
         env = environments.get(session, command.environment).name
-        cell = next((r for r in rollouts_queries.status(session, model=command.model)
-                     if r.environment == env), None)
+        cell = next(
+            (
+                r
+                for r in rollouts_queries.status(session, model=command.model)
+                if r.environment == env
+            ),
+            None,
+        )
         target = command.to_version
         if target is None and cell is not None and cell.deployment_id is not None:
-            previous = policy.previous_good(session,
-                                            rollouts_queries.get(session, cell.deployment_id))
+            previous = policy.previous_good(
+                session, rollouts_queries.get(session, cell.deployment_id)
+            )
             if previous is not None:
                 target = rollouts_queries.to_public(session, [previous])[0].version
-    request = {"m": command.model, "e": env, "v": command.to_version, "r": command.reason,
-               "k": turn.trigger_id}
+    request = {
+        "m": command.model,
+        "e": env,
+        "v": command.to_version,
+        "r": command.reason,
+        "k": turn.trigger_id,
+    }
     current = cell.version if cell is not None else None
     turn.reply(blocks.rollback_confirmation(command.model, env, current, target, request))
 

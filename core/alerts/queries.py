@@ -26,9 +26,16 @@ class AlertList(BaseModel):
     by_status: dict[str, int]  # per status under the same filters, for the page's tabs
 
 
-def search(session: Session, *, statuses: Sequence[AlertStatus] = (), model: str | None = None,
-           environment: str | None = None, since: datetime | None = None,
-           alert_id: int | None = None, limit: int = 500) -> AlertList:
+def search(
+    session: Session,
+    *,
+    statuses: Sequence[AlertStatus] = (),
+    model: str | None = None,
+    environment: str | None = None,
+    since: datetime | None = None,
+    alert_id: int | None = None,
+    limit: int = 500,
+) -> AlertList:
     """Alerts, most recently seen first. Open alerts (firing, snoozed) always count, however
     old; resolved ones only when resolved after `since`. `alert_id` picks one alert."""
     query = select(Alert)
@@ -37,21 +44,27 @@ def search(session: Session, *, statuses: Sequence[AlertStatus] = (), model: str
     if model:
         query = query.where(Alert.model_id == registry.get_model(session, model).id)
     if environment:
-        env_id = session.exec(select(Environment.id)
-                              .where(Environment.name == environment)).first()
+        env_id = session.exec(select(Environment.id).where(Environment.name == environment)).first()
         if env_id is None:
             raise NotFound(f"no environment named {environment!r}")
         query = query.where(Alert.environment_id == env_id)
     if since is not None:
-        query = query.where(or_(col(Alert.status).in_(OPEN),
-                                col(Alert.resolved_at) >= to_utc(since),
-                                col(Alert.last_seen) >= to_utc(since)))
+        query = query.where(
+            or_(
+                col(Alert.status).in_(OPEN),
+                col(Alert.resolved_at) >= to_utc(since),
+                col(Alert.last_seen) >= to_utc(since),
+            )
+        )
     grouped = _by_status(session, query)
     if statuses:
         query = query.where(col(Alert.status).in_(list(statuses)))
     total = sum(grouped.get(str(s), 0) for s in statuses) if statuses else sum(grouped.values())
-    rows = session.exec(query.order_by(col(Alert.last_seen).desc(), col(Alert.id).desc())
-                        .limit(max(1, min(limit, MAX_ROWS)))).all()
+    rows = session.exec(
+        query.order_by(col(Alert.last_seen).desc(), col(Alert.id).desc()).limit(
+            max(1, min(limit, MAX_ROWS))
+        )
+    ).all()
     return AlertList(data=to_public(session, rows), count=total, by_status=grouped)
 
 

@@ -32,19 +32,28 @@ def get_alert(alert_id: int, session: SessionDep, _: Viewer) -> AlertPublic:
 
 
 @router.post("/{alert_id}/snooze", response_model=AlertPublic)
-def snooze(alert_id: int, body: SnoozeRequest, session: SessionDep, settings: SettingsDep,
-           actor: CurrentActor, clock: ClockDep) -> AlertPublic:
+def snooze(
+    alert_id: int,
+    body: SnoozeRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    clock: ClockDep,
+) -> AlertPublic:
     """Silence an alert for a while (30m, 2h, 1d; at most 30d). Needs the deployer role."""
     require(actor, Role.deployer, "snooze alerts")  # refuse before judging the duration
     duration = service.parse_duration(body.duration)
-    return service.snooze(session, settings=settings, alert_id=alert_id, duration=duration,
-                          actor=actor, clock=clock)
+    return service.snooze(
+        session, settings=settings, alert_id=alert_id, duration=duration, actor=actor, clock=clock
+    )
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
-def resolve(alert_id: int, session: SessionDep, settings: SettingsDep, actor: CurrentActor,
-            clock: ClockDep) -> AlertPublic:
+def resolve(
+    alert_id: int, session: SessionDep, settings: SettingsDep, actor: CurrentActor, clock: ClockDep
+) -> AlertPublic:
     """Mark an alert resolved. Needs the deployer role; if the problem persists, the next check
     opens a new alert."""
-    return service.resolve_by(session, settings=settings, alert_id=alert_id, actor=actor,
-                              clock=clock)
+    return service.resolve_by(
+        session, settings=settings, alert_id=alert_id, actor=actor, clock=clock
+    )

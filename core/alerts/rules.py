@@ -30,8 +30,19 @@ HARDWARE = "hardware"
 CHECK_RULES = (DRIFT, QUALITY, DECAY, NO_DATA, NO_LABELS, CHECK_ERROR, HARDWARE)
 
 # Statistical tests whose score is a p-value: smaller means more drift.
-P_VALUE_TESTS = {"ks", "chisquare", "z", "fisher_exact", "g_test", "t_test", "mannw",
-                 "cramer_von_mises", "anderson", "epps_singleton", "empirical_mmd"}
+P_VALUE_TESTS = {
+    "ks",
+    "chisquare",
+    "z",
+    "fisher_exact",
+    "g_test",
+    "t_test",
+    "mannw",
+    "cramer_von_mises",
+    "anderson",
+    "epps_singleton",
+    "empirical_mmd",
+}
 TOP_FEATURES = 5
 
 
@@ -54,8 +65,9 @@ def window_text(start: datetime, end: datetime) -> str:
     return f"{start:%Y-%m-%d %H:%M}–{end.strftime(fmt)} UTC"
 
 
-def _base(result: CheckResult, *, metric: str, value: Any, threshold: Any,
-          **explanation: Any) -> dict[str, Any]:
+def _base(
+    result: CheckResult, *, metric: str, value: Any, threshold: Any, **explanation: Any
+) -> dict[str, Any]:
     """The explanation a person reads first (metric, value, threshold, window, rule-specific
     evidence), then the references a program follows (result id, window bounds)."""
     return {
@@ -79,8 +91,11 @@ def _columns(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if isinstance(value, dict):
             return {str(k): v for k, v in value.items() if isinstance(v, dict)}
         if isinstance(value, list):
-            return {str(v.get("column") or v.get("name")): v for v in value
-                    if isinstance(v, dict) and (v.get("column") or v.get("name"))}
+            return {
+                str(v.get("column") or v.get("name")): v
+                for v in value
+                if isinstance(v, dict) and (v.get("column") or v.get("name"))
+            }
     return {}
 
 
@@ -118,8 +133,13 @@ def top_drifting(details: dict[str, Any], limit: int = TOP_FEATURES) -> list[dic
                 strength = threshold / score if score > 0 else float("inf")
             else:
                 strength = score / threshold
-        ranked.append((strength, name, {"column": name, "score": score, "threshold": threshold,
-                                        "method": method}))
+        ranked.append(
+            (
+                strength,
+                name,
+                {"column": name, "score": score, "threshold": threshold, "method": method},
+            )
+        )
     ranked.sort(key=lambda item: (-item[0], item[1]))
     return [entry for _, _, entry in ranked[:limit]]
 
@@ -136,8 +156,9 @@ def drift(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     itself failed)."""
     if _silent(result):
         return Finding(DRIFT, None)
-    share = _number(_first(result.details, "share_drifted", "drift_share",
-                           "share_of_drifted_columns"))
+    share = _number(
+        _first(result.details, "share_drifted", "drift_share", "share_of_drifted_columns")
+    )
     if share is None:
         share = _number(result.score)
     firing = result.status == CheckStatus.fail or (share is not None and share >= cfg.drift_share)
@@ -145,12 +166,19 @@ def drift(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
         return Finding(DRIFT, False)
     top = top_drifting(result.details)
     names = ", ".join(_feature_text(t) for t in top)
-    details = _base(result, metric="share of drifted columns", value=share,
-                    threshold=cfg.drift_share, top_features=[_feature_text(t) for t in top],
-                    drifted_features={t["column"]: t for t in top})
+    details = _base(
+        result,
+        metric="share of drifted columns",
+        value=share,
+        threshold=cfg.drift_share,
+        top_features=[_feature_text(t) for t in top],
+        drifted_features={t["column"]: t for t in top},
+    )
     share_txt = f"{share:.0%}" if share is not None else "a dataset-level"
-    summary = (f"Data drift in {subject}: {share_txt} of columns drifted (threshold "
-               f"{cfg.drift_share:.0%}) over {window_text(result.window_start, result.window_end)}")
+    summary = (
+        f"Data drift in {subject}: {share_txt} of columns drifted (threshold "
+        f"{cfg.drift_share:.0%}) over {window_text(result.window_start, result.window_end)}"
+    )
     if names:
         summary += f"; top: {names}"
     return Finding(DRIFT, True, Severity.warning, summary, details, failed_check=True)
@@ -166,15 +194,25 @@ def quality(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     if not isinstance(problems, list):
         problems = [problems]
     if not problems:
-        problems = [f"{name}: {col.get('problem') or col.get('status')}"
-                    for name, col in _columns(result.details).items()
-                    if col.get("status") == "fail" or col.get("failed") or col.get("problem")]
-    texts = [p if isinstance(p, str) else str(_first(p, "message", "text") or p)
-             for p in problems][:TOP_FEATURES]
-    details = _base(result, metric="data quality problems", value=len(problems),
-                    threshold=f"max missing share {cfg.max_missing_share:.0%}", problems=texts)
-    summary = (f"Data quality failed in {subject} over "
-               f"{window_text(result.window_start, result.window_end)}")
+        problems = [
+            f"{name}: {col.get('problem') or col.get('status')}"
+            for name, col in _columns(result.details).items()
+            if col.get("status") == "fail" or col.get("failed") or col.get("problem")
+        ]
+    texts = [p if isinstance(p, str) else str(_first(p, "message", "text") or p) for p in problems][
+        :TOP_FEATURES
+    ]
+    details = _base(
+        result,
+        metric="data quality problems",
+        value=len(problems),
+        threshold=f"max missing share {cfg.max_missing_share:.0%}",
+        problems=texts,
+    )
+    summary = (
+        f"Data quality failed in {subject} over "
+        f"{window_text(result.window_start, result.window_end)}"
+    )
     if texts:
         summary += ": " + "; ".join(texts)
     return Finding(QUALITY, True, Severity.critical, summary, details, failed_check=True)
@@ -194,8 +232,12 @@ def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Fin
     if value is None:
         value = _number(result.score)
     reference = _number(_first(d, "reference", "reference_value", "baseline"))
-    higher_is_better = bool(d.get("higher_is_better", metric.lower() not in
-                                  {"mae", "mse", "rmse", "mape", "log_loss", "logloss"}))
+    higher_is_better = bool(
+        d.get(
+            "higher_is_better",
+            metric.lower() not in {"mae", "mse", "rmse", "mape", "log_loss", "logloss"},
+        )
+    )
     drop = _number(d.get("drop"))
     if drop is None and value is not None and reference:
         change = (reference - value) if higher_is_better else (value - reference)
@@ -209,20 +251,35 @@ def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Fin
         return Finding(DECAY, False)
     source = d.get("source")
     label = f"{metric} ({source})" if source in ("realised", "estimated") else metric
-    details = _base(result, metric=label, value=value, threshold=cfg.performance_drop,
-                    reference=reference, drop=drop, higher_is_better=higher_is_better,
-                    labelled_rows=d.get("labelled_rows"))
+    details = _base(
+        result,
+        metric=label,
+        value=value,
+        threshold=cfg.performance_drop,
+        reference=reference,
+        drop=drop,
+        higher_is_better=higher_is_better,
+        labelled_rows=d.get("labelled_rows"),
+    )
     if drop is not None and value is not None and reference is not None:
         direction = "below" if higher_is_better else "above"
-        summary = (f"Performance drop in {subject}: {label} {value:.4g} is {drop:.1%} "
-                   f"{direction} the reference {reference:.4g} "
-                   f"(allowed {cfg.performance_drop:.0%})")
+        summary = (
+            f"Performance drop in {subject}: {label} {value:.4g} is {drop:.1%} "
+            f"{direction} the reference {reference:.4g} "
+            f"(allowed {cfg.performance_drop:.0%})"
+        )
     else:
         summary = f"Performance check failed in {subject}"
     summary += f" over {window_text(result.window_start, result.window_end)}"
     severe = drop is not None and drop >= 2 * cfg.performance_drop > 0
-    return Finding(DECAY, True, Severity.critical if severe else Severity.warning, summary,
-                   details, failed_check=True)
+    return Finding(
+        DECAY,
+        True,
+        Severity.critical if severe else Severity.warning,
+        summary,
+        details,
+        failed_check=True,
+    )
 
 
 def hardware(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
@@ -232,8 +289,12 @@ def hardware(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     if result.status != CheckStatus.fail:
         return Finding(HARDWARE, False)
     reason = str(_first(result.details, "reason", "message", "finding") or "hardware check failed")
-    details = _base(result, metric=str(_first(result.details, "metric") or "gpu"),
-                    value=result.score, threshold=_first(result.details, "threshold"))
+    details = _base(
+        result,
+        metric=str(_first(result.details, "metric") or "gpu"),
+        value=result.score,
+        threshold=_first(result.details, "threshold"),
+    )
     return Finding(HARDWARE, True, Severity.warning, f"{subject}: {reason}", details)
 
 
@@ -243,10 +304,13 @@ def check_error(result: CheckResult, subject: str) -> Finding:
         return Finding(CHECK_ERROR, False, key=str(result.kind))
     error = str(_first(result.details, "error", "message") or "unknown error")
     details = _base(result, metric="check run", value="error", threshold=None, error=error)
-    summary = (f"The {result.kind} check of {subject} could not run over "
-               f"{window_text(result.window_start, result.window_end)}: {error}")
-    return Finding(CHECK_ERROR, True, Severity.warning, summary[:2000], details,
-                   key=str(result.kind))
+    summary = (
+        f"The {result.kind} check of {subject} could not run over "
+        f"{window_text(result.window_start, result.window_end)}: {error}"
+    )
+    return Finding(
+        CHECK_ERROR, True, Severity.warning, summary[:2000], details, key=str(result.kind)
+    )
 
 
 def has_labels(result: CheckResult) -> bool | None:
@@ -259,8 +323,13 @@ def has_labels(result: CheckResult) -> bool | None:
     return result.status != CheckStatus.no_data
 
 
-def no_predictions(result: CheckResult, cfg: CheckConfig, subject: str,
-                   last_data_at: datetime | None, since: datetime) -> Finding:
+def no_predictions(
+    result: CheckResult,
+    cfg: CheckConfig,
+    subject: str,
+    last_data_at: datetime | None,
+    since: datetime,
+) -> Finding:
     """No predictions for CheckConfig.no_data_hours (drift and quality results).
 
     `last_data_at` is the end of the newest window that had data; `since` is when the
@@ -272,8 +341,13 @@ def no_predictions(result: CheckResult, cfg: CheckConfig, subject: str,
     return _silence(result, cfg, subject, NO_DATA, "predictions", last_data_at, since)
 
 
-def no_labels(result: CheckResult, cfg: CheckConfig, subject: str,
-              last_labels_at: datetime | None, since: datetime) -> Finding:
+def no_labels(
+    result: CheckResult,
+    cfg: CheckConfig,
+    subject: str,
+    last_labels_at: datetime | None,
+    since: datetime,
+) -> Finding:
     """Labels stopped arriving for CheckConfig.no_data_hours (decay results), even when the
     check still estimates performance from probabilities."""
     labels = has_labels(result)
@@ -284,17 +358,29 @@ def no_labels(result: CheckResult, cfg: CheckConfig, subject: str,
     return _silence(result, cfg, subject, NO_LABELS, "labels", last_labels_at, since)
 
 
-def _silence(result: CheckResult, cfg: CheckConfig, subject: str, rule: str, what: str,
-             last_at: datetime | None, since: datetime) -> Finding:
+def _silence(
+    result: CheckResult,
+    cfg: CheckConfig,
+    subject: str,
+    rule: str,
+    what: str,
+    last_at: datetime | None,
+    since: datetime,
+) -> Finding:
     reference = as_utc(last_at) if last_at else as_utc(since)
     silent = as_utc(result.window_end) - reference
     if silent < timedelta(hours=cfg.no_data_hours):
         return Finding(rule, None)  # quiet, but not for long enough to alert
     hours = silent.total_seconds() / 3600
-    details = _base(result, metric=f"hours without {what}", value=round(hours, 1),
-                    threshold=cfg.no_data_hours,
-                    last_data_at=reference.isoformat() if last_at else None)
+    details = _base(
+        result,
+        metric=f"hours without {what}",
+        value=round(hours, 1),
+        threshold=cfg.no_data_hours,
+        last_data_at=reference.isoformat() if last_at else None,
+    )
     since_txt = f"since {reference:%Y-%m-%d %H:%M} UTC" if last_at else "since it went live"
-    summary = (f"No {what} for {subject} {since_txt} ({hours:.1f} h; "
-               f"alert after {cfg.no_data_hours} h)")
+    summary = (
+        f"No {what} for {subject} {since_txt} ({hours:.1f} h; alert after {cfg.no_data_hours} h)"
+    )
     return Finding(rule, True, Severity.warning, summary, details)

@@ -44,11 +44,17 @@ _DURATION = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-def fingerprint(rule: str, model_id: int | None, version_id: int | None,
-                environment_id: int | None, key: str = "") -> str:
+def fingerprint(
+    rule: str,
+    model_id: int | None,
+    version_id: int | None,
+    environment_id: int | None,
+    key: str = "",
+) -> str:
     """Stable identity of "the same problem" (sha256 hex, 64 characters)."""
-    raw = "\x1f".join([rule, str(model_id or ""), str(version_id or ""),
-                       str(environment_id or ""), key])
+    raw = "\x1f".join(
+        [rule, str(model_id or ""), str(version_id or ""), str(environment_id or ""), key]
+    )
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -56,21 +62,26 @@ def parse_duration(text: str) -> timedelta:
     """'30m', '2h', '1d' → timedelta; anything else (or over 30 days) is InvalidInput."""
     match = _DURATION.match(text or "")
     if not match:
-        raise InvalidInput(f"{text!r} is not a duration",
-                           hint="use minutes, hours or days: 30m, 2h, 1d (at most 30d)")
+        raise InvalidInput(
+            f"{text!r} is not a duration",
+            hint="use minutes, hours or days: 30m, 2h, 1d (at most 30d)",
+        )
     amount, unit = int(match.group(1)), match.group(2).lower()
     duration = timedelta(**{_UNITS[unit]: amount})
     if duration <= timedelta(0):
         raise InvalidInput(f"{text!r}: a snooze must last at least 1 minute")
     if duration > MAX_SNOOZE:
-        raise InvalidInput(f"{text!r} is longer than the 30-day maximum",
-                           hint="snooze for at most 30d; resolve the alert if it is not a problem")
+        raise InvalidInput(
+            f"{text!r} is longer than the 30-day maximum",
+            hint="snooze for at most 30d; resolve the alert if it is not a problem",
+        )
     return duration
 
 
 def open_alert(session: Session, fp: str) -> Alert | None:
     return session.exec(
-        select(Alert).where(Alert.fingerprint == fp, col(Alert.status).in_(OPEN))
+        select(Alert)
+        .where(Alert.fingerprint == fp, col(Alert.status).in_(OPEN))
         .execution_options(populate_existing=True)
     ).first()
 
@@ -104,11 +115,22 @@ def fire(
     alert = open_alert(session, fp)
     event = "repeat"
     if alert is None:
-        alert = Alert(fingerprint=fp, rule=rule, severity=severity, model_id=model_id,
-                      version_id=version_id, environment_id=environment_id, key=key[:200],
-                      status=AlertStatus.firing, summary=summary[:2000], details=details,
-                      first_seen=now, last_seen=now, count=1,
-                      pauses_promotions=pauses_promotions)
+        alert = Alert(
+            fingerprint=fp,
+            rule=rule,
+            severity=severity,
+            model_id=model_id,
+            version_id=version_id,
+            environment_id=environment_id,
+            key=key[:200],
+            status=AlertStatus.firing,
+            summary=summary[:2000],
+            details=details,
+            first_seen=now,
+            last_seen=now,
+            count=1,
+            pauses_promotions=pauses_promotions,
+        )
         session.add(alert)
         try:
             session.flush()
@@ -120,9 +142,14 @@ def fire(
                 raise
         else:
             event = "fire"
-            audit.record(session, actor=SYSTEM, action="alert.fire", target=_target(alert),
-                         after={"rule": rule, "severity": severity, "summary": alert.summary},
-                         clock=clock)
+            audit.record(
+                session,
+                actor=SYSTEM,
+                action="alert.fire",
+                target=_target(alert),
+                after={"rule": rule, "severity": severity, "summary": alert.summary},
+                clock=clock,
+            )
     if event == "repeat":
         alert.last_seen = now
         alert.count += 1
@@ -135,8 +162,13 @@ def fire(
             event = "unsnoozed"
     alert.details = {**alert.details, "dashboard_url": dashboard_url(settings, alert)}
     if notify_people and _should_notify(alert, event, settings, now):
-        notify.publish(session, settings=settings, kind="alert",
-                       payload={"alert_id": alert.id, "text": alert.summary}, clock=clock)
+        notify.publish(
+            session,
+            settings=settings,
+            kind="alert",
+            payload={"alert_id": alert.id, "text": alert.summary},
+            clock=clock,
+        )
         alert.last_notified = now
         ALERTS.labels(rule, str(severity), event).inc()
     session.add(alert)
@@ -158,9 +190,15 @@ def _snooze_over(alert: Alert, now: Any) -> bool:
 
 
 def _unsnooze(session: Session, alert: Alert, clock: Clock) -> None:
-    audit.record(session, actor=SYSTEM, action="alert.unsnooze", target=_target(alert),
-                 before={"snoozed_until": alert.snoozed_until, "snoozed_by": alert.snoozed_by},
-                 after={"status": "firing"}, clock=clock)
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action="alert.unsnooze",
+        target=_target(alert),
+        before={"snoozed_until": alert.snoozed_until, "snoozed_by": alert.snoozed_by},
+        after={"status": "firing"},
+        clock=clock,
+    )
     alert.status = AlertStatus.firing
     alert.snoozed_until = None
     alert.snoozed_by = None
@@ -187,20 +225,32 @@ def resolve(
     return alert
 
 
-def _close(session: Session, settings: Settings, alert: Alert, *, actor: Actor,
-           clock: Clock) -> None:
+def _close(
+    session: Session, settings: Settings, alert: Alert, *, actor: Actor, clock: Clock
+) -> None:
     before = {"status": alert.status, "snoozed_until": alert.snoozed_until}
     alert.status = AlertStatus.resolved
     alert.resolved_at = clock()
     alert.resolved_by = None if actor is SYSTEM else actor.name
     alert.snoozed_until = None
     session.add(alert)
-    audit.record(session, actor=actor, action="alert.resolve", target=_target(alert),
-                 before=before, after={"status": "resolved"}, clock=clock)
+    audit.record(
+        session,
+        actor=actor,
+        action="alert.resolve",
+        target=_target(alert),
+        before=before,
+        after={"status": "resolved"},
+        clock=clock,
+    )
     if alert.last_notified is not None:  # only people who were told need the all-clear
-        notify.publish(session, settings=settings, kind="alert_resolved",
-                       payload={"alert_id": alert.id, "text": f"Resolved: {alert.summary}"},
-                       clock=clock)
+        notify.publish(
+            session,
+            settings=settings,
+            kind="alert_resolved",
+            payload={"alert_id": alert.id, "text": f"Resolved: {alert.summary}"},
+            clock=clock,
+        )
     ALERTS.labels(alert.rule, str(alert.severity), "resolve").inc()
 
 
@@ -211,8 +261,15 @@ def _get(session: Session, alert_id: int) -> Alert:
     return alert
 
 
-def snooze(session: Session, *, settings: Settings, alert_id: int, duration: timedelta,
-           actor: Actor, clock: Clock = utcnow) -> AlertPublic:
+def snooze(
+    session: Session,
+    *,
+    settings: Settings,
+    alert_id: int,
+    duration: timedelta,
+    actor: Actor,
+    clock: Clock = utcnow,
+) -> AlertPublic:
     """Silence an open alert until now + duration (deployer role); it keeps being tracked and
     notifies again when the snooze ends if it still fires."""
     require(actor, Role.deployer, "snooze alerts")
@@ -226,19 +283,31 @@ def snooze(session: Session, *, settings: Settings, alert_id: int, duration: tim
     alert.snoozed_until = clock() + duration
     alert.snoozed_by = actor.name
     session.add(alert)
-    audit.record(session, actor=actor, action="alert.snooze", target=_target(alert),
-                 before=before, after={"status": "snoozed", "snoozed_until": alert.snoozed_until},
-                 clock=clock)
+    audit.record(
+        session,
+        actor=actor,
+        action="alert.snooze",
+        target=_target(alert),
+        before=before,
+        after={"status": "snoozed", "snoozed_until": alert.snoozed_until},
+        clock=clock,
+    )
     if alert.last_notified is not None:  # show "snoozed by … until …" on the posted message
-        notify.publish(session, settings=settings, kind="alert_update",
-                       payload={"alert_id": alert.id, "text": alert.summary}, clock=clock)
+        notify.publish(
+            session,
+            settings=settings,
+            kind="alert_update",
+            payload={"alert_id": alert.id, "text": alert.summary},
+            clock=clock,
+        )
     ALERTS.labels(alert.rule, str(alert.severity), "snooze").inc()
     session.commit()
     return to_public(session, [alert])[0]
 
 
-def resolve_by(session: Session, *, settings: Settings, alert_id: int, actor: Actor,
-               clock: Clock = utcnow) -> AlertPublic:
+def resolve_by(
+    session: Session, *, settings: Settings, alert_id: int, actor: Actor, clock: Clock = utcnow
+) -> AlertPublic:
     """A person resolves an alert (deployer role). If the problem persists, the next check
     opens a new alert."""
     require(actor, Role.deployer, "resolve alerts")
@@ -254,12 +323,18 @@ def wake_snoozed(session: Session, *, settings: Settings, clock: Clock = utcnow)
     """Un-snooze alerts whose snooze ended and notify them again; the scheduler runs this
     every minute so an alert that is not re-fired still comes back. Returns how many."""
     now = clock()
-    rows = session.exec(select(Alert).where(Alert.status == AlertStatus.snoozed,
-                                            col(Alert.snoozed_until) <= now)).all()
+    rows = session.exec(
+        select(Alert).where(Alert.status == AlertStatus.snoozed, col(Alert.snoozed_until) <= now)
+    ).all()
     for alert in rows:
         _unsnooze(session, alert, clock)
-        notify.publish(session, settings=settings, kind="alert",
-                       payload={"alert_id": alert.id, "text": alert.summary}, clock=clock)
+        notify.publish(
+            session,
+            settings=settings,
+            kind="alert",
+            payload={"alert_id": alert.id, "text": alert.summary},
+            clock=clock,
+        )
         alert.last_notified = now
         session.add(alert)
     if rows:
@@ -267,8 +342,9 @@ def wake_snoozed(session: Session, *, settings: Settings, clock: Clock = utcnow)
     return len(rows)
 
 
-def evaluate_check(session: Session, *, settings: Settings, result: CheckResult,
-                   clock: Clock = utcnow) -> list[Alert]:
+def evaluate_check(
+    session: Session, *, settings: Settings, result: CheckResult, clock: Clock = utcnow
+) -> list[Alert]:
     """Apply the alert rules to one check result: fire what fails, resolve what is healthy
     again, per the model's trust level (shadow records without notifying; pause and rollback
     also pause promotions). Returns the alerts it fired or resolved."""
@@ -284,33 +360,53 @@ def evaluate_check(session: Session, *, settings: Settings, result: CheckResult,
     findings = [rules.check_error(result, subject), _KIND_RULES[result.kind](result, cfg, subject)]
     live_since = deployment.activated_at or deployment.started_at
     if result.kind == CheckKind.decay:
-        findings.append(rules.no_labels(result, cfg, subject,
-                                        _last_labels_at(session, result), live_since))
+        findings.append(
+            rules.no_labels(result, cfg, subject, _last_labels_at(session, result), live_since)
+        )
     elif result.kind != CheckKind.hardware:
-        findings.append(rules.no_predictions(result, cfg, subject,
-                                             _last_data_at(session, result), live_since))
-    ids: dict[str, Any] = {"model_id": deployment.model_id, "version_id": deployment.version_id,
-                           "environment_id": deployment.environment_id}
+        findings.append(
+            rules.no_predictions(result, cfg, subject, _last_data_at(session, result), live_since)
+        )
+    ids: dict[str, Any] = {
+        "model_id": deployment.model_id,
+        "version_id": deployment.version_id,
+        "environment_id": deployment.environment_id,
+    }
     touched = _resolve_other_versions(session, settings, deployment, clock)
     for finding in findings:
         if finding.firing is None:
             continue
         if not finding.firing:
-            resolved = resolve(session, settings=settings, rule=finding.rule, key=finding.key,
-                               clock=clock, **ids)
+            resolved = resolve(
+                session, settings=settings, rule=finding.rule, key=finding.key, clock=clock, **ids
+            )
             touched += [resolved] if resolved else []
             continue
         details = {**finding.details, "trust": cfg.trust, "deployment_id": deployment.id}
-        touched.append(fire(session, settings=settings, rule=finding.rule,
-                            severity=finding.severity, summary=finding.summary, details=details,
-                            key=finding.key, clock=clock, notify_people=cfg.trust != "shadow",
-                            pauses_promotions=finding.failed_check
-                            and cfg.trust in ("pause", "rollback"), **ids))
+        touched.append(
+            fire(
+                session,
+                settings=settings,
+                rule=finding.rule,
+                severity=finding.severity,
+                summary=finding.summary,
+                details=details,
+                key=finding.key,
+                clock=clock,
+                notify_people=cfg.trust != "shadow",
+                pauses_promotions=finding.failed_check and cfg.trust in ("pause", "rollback"),
+                **ids,
+            )
+        )
     return touched
 
 
-_KIND_RULES = {CheckKind.drift: rules.drift, CheckKind.quality: rules.quality,
-               CheckKind.decay: rules.performance_drop, CheckKind.hardware: rules.hardware}
+_KIND_RULES = {
+    CheckKind.drift: rules.drift,
+    CheckKind.quality: rules.quality,
+    CheckKind.decay: rules.performance_drop,
+    CheckKind.hardware: rules.hardware,
+}
 _DATA = (CheckStatus.ok, CheckStatus.warn, CheckStatus.fail)
 
 
@@ -320,7 +416,8 @@ def _last_data_at(session: Session, result: CheckResult) -> Any:
         select(func.max(CheckResult.window_end)).where(
             CheckResult.deployment_id == result.deployment_id,
             col(CheckResult.kind).in_([CheckKind.drift, CheckKind.quality]),
-            col(CheckResult.status).in_(_DATA))
+            col(CheckResult.status).in_(_DATA),
+        )
     ).one()
 
 
@@ -328,21 +425,32 @@ def _last_labels_at(session: Session, result: CheckResult) -> Any:
     """End of the newest decay window of this deployment that saw labels (the label count
     lives in the details, so the newest results are read, not aggregated in SQL)."""
     rows = session.exec(
-        select(CheckResult).where(CheckResult.deployment_id == result.deployment_id,
-                                  CheckResult.kind == CheckKind.decay,
-                                  CheckResult.id != result.id)
-        .order_by(col(CheckResult.window_end).desc()).limit(500)).all()
+        select(CheckResult)
+        .where(
+            CheckResult.deployment_id == result.deployment_id,
+            CheckResult.kind == CheckKind.decay,
+            CheckResult.id != result.id,
+        )
+        .order_by(col(CheckResult.window_end).desc())
+        .limit(500)
+    ).all()
     return next((r.window_end for r in rows if rules.has_labels(r)), None)
 
 
-def _resolve_other_versions(session: Session, settings: Settings, deployment: Deployment,
-                            clock: Clock) -> list[Alert]:
+def _resolve_other_versions(
+    session: Session, settings: Settings, deployment: Deployment, clock: Clock
+) -> list[Alert]:
     """Check alerts of a version that no longer runs in this environment stop firing, like
     an Alertmanager series that disappeared: resolve them."""
-    stale = session.exec(select(Alert).where(
-        Alert.model_id == deployment.model_id, Alert.environment_id == deployment.environment_id,
-        Alert.version_id != deployment.version_id, col(Alert.status).in_(OPEN),
-        col(Alert.rule).in_(rules.CHECK_RULES))).all()
+    stale = session.exec(
+        select(Alert).where(
+            Alert.model_id == deployment.model_id,
+            Alert.environment_id == deployment.environment_id,
+            Alert.version_id != deployment.version_id,
+            col(Alert.status).in_(OPEN),
+            col(Alert.rule).in_(rules.CHECK_RULES),
+        )
+    ).all()
     for alert in stale:
         _close(session, settings, alert, actor=SYSTEM, clock=clock)
     if stale:
@@ -354,16 +462,24 @@ def get_alert(session: Session, alert_id: int) -> AlertPublic:
     return to_public(session, [_get(session, alert_id)])[0]
 
 
-def list_alerts(session: Session, *, status: AlertStatus | None = None, model: str | None = None,
-                limit: int = 200) -> list[AlertPublic]:
+def list_alerts(
+    session: Session,
+    *,
+    status: AlertStatus | None = None,
+    model: str | None = None,
+    limit: int = 200,
+) -> list[AlertPublic]:
     """Alerts, most recently seen first; `model` must name a registered model."""
     query = select(Alert)
     if status is not None:
         query = query.where(Alert.status == status)
     if model:
         query = query.where(Alert.model_id == registry.get_model(session, model).id)
-    rows = session.exec(query.order_by(col(Alert.last_seen).desc(), col(Alert.id).desc())
-                        .limit(max(1, min(limit, 1000)))).all()
+    rows = session.exec(
+        query.order_by(col(Alert.last_seen).desc(), col(Alert.id).desc()).limit(
+            max(1, min(limit, 1000))
+        )
+    ).all()
     return to_public(session, rows)
 
 
@@ -373,14 +489,21 @@ def promotions_paused(session: Session, *, model_id: int, environment_id: int) -
     An open alert raised under trust level pause or rollback pauses them until it resolves
     (by itself when the checks are healthy, or by a person with `modeldeck resolve ID`)."""
     alert = session.exec(
-        select(Alert).where(Alert.model_id == model_id, Alert.environment_id == environment_id,
-                            col(Alert.status).in_(OPEN), Alert.pauses_promotions == True)  # noqa: E712
+        select(Alert)
+        .where(
+            Alert.model_id == model_id,
+            Alert.environment_id == environment_id,
+            col(Alert.status).in_(OPEN),
+            col(Alert.pauses_promotions),
+        )
         .order_by(col(Alert.first_seen))
     ).first()
     if alert is None:
         return None
-    return (f"promotions are paused by alert {alert.id} ({alert.rule}): {alert.summary}"
-            f" — resolve it to continue (`modeldeck resolve {alert.id}`)")
+    return (
+        f"promotions are paused by alert {alert.id} ({alert.rule}): {alert.summary}"
+        f" — resolve it to continue (`modeldeck resolve {alert.id}`)"
+    )
 
 
 def dashboard_url(settings: Settings, alert: Alert) -> str:
@@ -390,4 +513,3 @@ def dashboard_url(settings: Settings, alert: Alert) -> str:
 
 def _target(alert: Alert) -> str:
     return f"alert:{alert.id}"
-

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from modeldeck.core import db
 from modeldeck.core.auth import service as auth
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import Clock
@@ -19,24 +24,60 @@ from modeldeck.core.errors import Unauthorized
 _bearer = HTTPBearer(auto_error=False, description="an API token from `modeldeck token create`")
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the
+# thread pool, and each such hop costs more than the work itself.
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+# One semaphore per (event loop, engine), sized like the engine's connection pool.
+_db_slots: WeakKeyDictionary[
+    asyncio.AbstractEventLoop, WeakKeyDictionary[Engine, asyncio.Semaphore]
+]
+_db_slots = WeakKeyDictionary()
+
+
+def _slots(engine: Engine) -> asyncio.Semaphore:
+    per_engine = _db_slots.setdefault(asyncio.get_running_loop(), WeakKeyDictionary())
+    slots = per_engine.get(engine)
+    if slots is None:
+        slots = per_engine[engine] = asyncio.Semaphore(db.max_connections(engine))
+    return slots
+
+
+async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
+    """A session for one request, admitted only while the pool has a connection free.
+
+    Sync routes run in a thread pool (40 threads) and need a second thread to serialise their
+    answer while still holding their connection. With more requests than pooled connections,
+    every thread could end up waiting on the pool while the requests holding connections wait
+    for a thread: a deadlock broken only by the pool's 30 s timeout. Waiting here, on the event
+    loop, before any thread or connection is taken, cannot deadlock.
+    """
+    async with _slots(engine):
+        session = Session(engine, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            if db.is_sqlite(engine):
+                session.close()  # a local file: returning the connection is microseconds
+            else:
+                # A network round trip (ROLLBACK): in a thread, with its own limiter so that
+                # closing never waits for a busy thread pool.
+                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -50,6 +91,7 @@ def get_actor(
     clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
+    """The token's owner (a database lookup, so a plain `def`: it runs in the thread pool)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token", hint="send 'Authorization: Bearer <token>'")
     actor = auth.authenticate(session, credentials.credentials, clock=clock)
@@ -60,10 +102,10 @@ def get_actor(
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 
 
-def role(needed: Role) -> Callable[[Actor], Actor]:
+def role(needed: Role) -> Callable[[Actor], Coroutine[Any, Any, Actor]]:
     """Dependency: the current actor, refused with 403 below `needed`."""
 
-    def check(actor: CurrentActor) -> Actor:
+    async def check(actor: CurrentActor) -> Actor:
         auth.require(actor, needed, f"use this endpoint (needs {needed})")
         return actor
 

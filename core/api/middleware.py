@@ -12,6 +12,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modeldeck.core.metrics import HTTP_LATENCY
 
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: no access log
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (`/api/v1/models/{name}`): a bounded metric label.
+
+    Recent FastAPI versions keep an included router's routes relative to its prefix; the
+    prefix is then the leading segments of the real path that the template does not cover.
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str) or not template:
+        return "unmatched"
+    path = str(scope.get("path", ""))
+    extra = path.count("/") - template.count("/")
+    if extra > 0 and ":path}" not in template:
+        return "/".join(path.split("/")[: extra + 1]) + template
+    return template
+
 
 class RequestContext:
     """Give every request an id (X-Request-ID, or a new one), log it, time it."""
@@ -43,14 +61,23 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            HTTP_LATENCY.labels(scope["method"], path, str(status)).observe(elapsed)
+            HTTP_LATENCY.labels(scope["method"], route_template(scope), str(status)).observe(
+                elapsed
+            )
+            if status >= 400 or scope["path"] not in _QUIET:
+                self.log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round(elapsed * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
 
 class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413 before any handler runs (or as they stream)."""
+    """Refuse bodies over `max_bytes` with 413: at once when Content-Length says so, else as
+    soon as a streamed (chunked) body passes the limit. The app never sees the rest."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -67,6 +94,7 @@ class BodyLimit:
             return
         seen = 0
         refused = False
+        started = False
 
         async def counting_receive() -> Message:
             nonlocal seen, refused
@@ -78,25 +106,41 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
-            await self._refuse(send)
-        except Exception:
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            # FastAPI turns the exception raised while it reads the body into its own
+            # 400 answer; swallow that and send the 413 below instead.
             if refused:
-                await self._refuse(send)
                 return
-            raise
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+        if refused and not started:
+            await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         body: dict[str, Any] = {
-            "detail": f"request body larger than {self.max_bytes} bytes",
             "error": "payload too large",
+            "detail": f"request body larger than {self.max_bytes} bytes",
         }
         data = json.dumps(body).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(data)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
 

@@ -26,5 +26,14 @@ def search_audit(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> AuditEventsPublic:
-    return service.search(session, actor=actor, action=action, target=target, text=q,
-                          since=since, until=until, limit=limit, offset=offset)
+    return service.search(
+        session,
+        actor=actor,
+        action=action,
+        target=target,
+        text=q,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )

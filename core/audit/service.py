@@ -79,18 +79,19 @@ def search(
     if action:
         query = query.where(AuditEvent.action == action)
     if target:
-        query = query.where(col(AuditEvent.target).startswith(target))
+        # autoescape: '_' and '%' in a model name are literal characters, not wildcards
+        query = query.where(col(AuditEvent.target).startswith(target, autoescape=True))
     if text:
-        like = f"%{text}%"
         query = query.where(
-            col(AuditEvent.target).ilike(like)
-            | col(AuditEvent.action).ilike(like)
-            | col(AuditEvent.actor).ilike(like)
+            col(AuditEvent.target).icontains(text, autoescape=True)
+            | col(AuditEvent.action).icontains(text, autoescape=True)
+            | col(AuditEvent.actor).icontains(text, autoescape=True)
         )
+    # SQLite compares timestamps as text: compare in UTC, as they are stored.
     if since:
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(AuditEvent.at >= as_utc(since))
     if until:
-        query = query.where(AuditEvent.at < until)
+        query = query.where(AuditEvent.at < as_utc(until))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(
         query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())

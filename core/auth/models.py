@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as Spec
 from sqlmodel import Field, SQLModel
 
 from modeldeck.core.fields import enum_column, timestamp
@@ -69,3 +70,16 @@ class ApiTokenPublic(BaseModel):
 
 class ApiTokenCreated(ApiTokenPublic):
     token: str
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Spec(min_length=1, max_length=100)
+    role: Role = Role.viewer
+    expires_in_days: int | None = Spec(default=None, ge=1, le=3650)
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role | None

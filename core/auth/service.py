@@ -15,6 +15,7 @@ from modeldeck.core.config import RolesConfig
 from modeldeck.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 
 TOKEN_PREFIX = "mdk_"
+MAX_TOKEN_LENGTH = 200  # ours are 47 characters; refuse megabyte headers before hashing
 
 
 def hash_token(token: str) -> str:
@@ -33,8 +34,13 @@ def require(actor: Actor, needed: Role, action: str) -> None:
         raise Forbidden(f"{action} needs the {needed} role; {actor.name} is {actor.role}")
 
 
-def role_for(roles: RolesConfig, *, user: str | None = None, groups: list[str] | None = None,
-             email: str | None = None) -> Role | None:
+def role_for(
+    roles: RolesConfig,
+    *,
+    user: str | None = None,
+    groups: list[str] | None = None,
+    email: str | None = None,
+) -> Role | None:
     """The highest role any of the identity's keys maps to, else the default role."""
     found: list[Role] = []
     if user and user in roles.slack_users:
@@ -78,8 +84,14 @@ def create_token(
     )
     session.add(row)
     session.flush()
-    audit.record(session, actor=actor, action="token.create", target=f"token:{name}",
-                 after={"id": row.id, "role": role, "expires_at": row.expires_at}, clock=clock)
+    audit.record(
+        session,
+        actor=actor,
+        action="token.create",
+        target=f"token:{name}",
+        after={"id": row.id, "role": role, "expires_at": row.expires_at},
+        clock=clock,
+    )
     session.commit()
     return ApiTokenCreated(**_public(row).model_dump(), token=clear)
 
@@ -92,8 +104,9 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor, clock: Clock 
     if row.revoked_at is None:
         row.revoked_at = clock()
         session.add(row)
-        audit.record(session, actor=actor, action="token.revoke", target=f"token:{row.name}",
-                     clock=clock)
+        audit.record(
+            session, actor=actor, action="token.revoke", target=f"token:{row.name}", clock=clock
+        )
         session.commit()
 
 
@@ -104,14 +117,22 @@ def list_tokens(session: Session) -> list[ApiTokenPublic]:
 def authenticate(session: Session, token: str, *, clock: Clock = utcnow) -> Actor:
     """Resolve a bearer token to an Actor, or raise Unauthorized (same message for all cases
     but expiry/revocation, which a user can act on)."""
-    row = session.exec(select(ApiToken).where(ApiToken.hash == hash_token(token))).first()
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("invalid API token")
+    # Four columns, not the ORM object: this runs on every API request.
+    row = session.exec(
+        select(ApiToken.name, ApiToken.role, ApiToken.revoked_at, ApiToken.expires_at).where(
+            ApiToken.hash == hash_token(token)
+        )
+    ).first()
     if row is None:
         raise Unauthorized("invalid API token")
-    if row.revoked_at is not None:
+    name, role, revoked_at, expires_at = row
+    if revoked_at is not None:
         raise Unauthorized("this API token was revoked")
-    if row.expires_at is not None and as_utc(row.expires_at) <= clock():
+    if expires_at is not None and as_utc(expires_at) <= clock():
         raise Unauthorized("this API token has expired")
-    return Actor(name=f"token:{row.name}", role=row.role, via="api")
+    return Actor(name=f"token:{name}", role=Role(role), via="api")
 
 
 def _public(row: ApiToken) -> ApiTokenPublic:
@@ -125,5 +146,3 @@ def _public(row: ApiToken) -> ApiTokenPublic:
         expires_at=as_utc(row.expires_at) if row.expires_at else None,
         revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
     )
-
-

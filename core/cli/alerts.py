@@ -13,8 +13,9 @@ from modeldeck.core.cli import context, output
 
 def alerts(
     ctx: typer.Context,
-    status: Annotated[AlertStatus | None, typer.Option(
-        "--status", "-s", help="Only alerts in this state.")] = None,
+    status: Annotated[
+        AlertStatus | None, typer.Option("--status", "-s", help="Only alerts in this state.")
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
@@ -25,10 +26,23 @@ def alerts(
     if cli.json_output:
         output.emit_json(rows)
         return
-    output.table("alerts", ["id", "status", "severity", "rule", "where", "seen", "summary"],
-                 [(a.id, _status(a), a.severity, a.rule, _where(a),
-                   f"{a.count}× {output.ago(a.last_seen)}", a.summary) for a in rows],
-                 empty="no alerts")
+    output.table(
+        "alerts",
+        ["id", "status", "severity", "rule", "where", "seen", "summary"],
+        [
+            (
+                a.id,
+                _status(a),
+                a.severity,
+                a.rule,
+                _where(a),
+                f"{a.count}× {output.ago(a.last_seen)}",
+                a.summary,
+            )
+            for a in rows
+        ],
+        empty="no alerts",
+    )
 
 
 def _where(alert: AlertPublic) -> str:
@@ -53,8 +67,9 @@ def snooze(
     cli = context.get(ctx)
     delta = service.parse_duration(duration)
     with cli.session() as session:
-        result = service.snooze(session, settings=cli.settings, alert_id=alert_id,
-                                duration=delta, actor=cli.actor)
+        result = service.snooze(
+            session, settings=cli.settings, alert_id=alert_id, duration=delta, actor=cli.actor
+        )
     if cli.json_output:
         output.emit_json(result)
     else:
@@ -69,8 +84,9 @@ def resolve(
     """Mark an alert resolved (a new one opens if the problem persists)."""
     cli = context.get(ctx)
     with cli.session() as session:
-        result = service.resolve_by(session, settings=cli.settings, alert_id=alert_id,
-                                    actor=cli.actor)
+        result = service.resolve_by(
+            session, settings=cli.settings, alert_id=alert_id, actor=cli.actor
+        )
     if cli.json_output:
         output.emit_json(result)
     else:

@@ -17,16 +17,27 @@ from modeldeck.core.errors import ConfigError
 
 def bot(
     ctx: typer.Context,
-    http: Annotated[bool, typer.Option(
-        "--http", help="Serve POST /slack/events (needs slack.signing_secret) instead of "
-                       "Socket Mode. Also chosen by slack.mode: http.")] = False,
-    port: Annotated[int | None, typer.Option(
-        help="HTTP port (default slack.http_port, 3000; with --with-api, api.port).")] = None,
-    host: Annotated[str | None, typer.Option(help="HTTP bind address (default api.host).")] =
-        None,
-    with_api: Annotated[bool, typer.Option(
-        "--with-api", help="HTTP mode: serve the REST API on the same port, with the bot "
-                           "mounted at /slack/events.")] = False,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Serve POST /slack/events (needs slack.signing_secret) instead of "
+            "Socket Mode. Also chosen by slack.mode: http.",
+        ),
+    ] = False,
+    port: Annotated[
+        int | None,
+        typer.Option(help="HTTP port (default slack.http_port, 3000; with --with-api, api.port)."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default api.host).")] = None,
+    with_api: Annotated[
+        bool,
+        typer.Option(
+            "--with-api",
+            help="HTTP mode: serve the REST API on the same port, with the bot "
+            "mounted at /slack/events.",
+        ),
+    ] = False,
 ) -> None:
     """Run the Slack bot: `/modeldeck` commands, approval and alert buttons.
 
@@ -40,8 +51,10 @@ def bot(
     settings = cli.settings
     logs.configure(settings.log_format, settings.log_level)
     if not settings.slack.enabled:
-        raise ConfigError("Slack is not configured: set slack.bot_token "
-                          "(MODELDECK_SLACK__BOT_TOKEN)", hint="see docs/slack.md")
+        raise ConfigError(
+            "Slack is not configured: set slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)",
+            hint="see docs/slack.md",
+        )
     http = http or with_api or settings.slack.mode == "http"
     app = create_app(settings, cli.engine, http=http)
     bind = host or settings.api.host
@@ -54,11 +67,17 @@ def bot(
 
         api = create_api(settings, engine=cli.engine)
         server.mount(api, app)
-        uvicorn.run(api, host=bind, port=port or settings.api.port,
-                    log_level=settings.log_level.lower(), access_log=False)
+        uvicorn.run(
+            api,
+            host=bind,
+            port=port or settings.api.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
     else:
-        server.run_http(app, host=bind, port=port or settings.slack.http_port,
-                        log_level=settings.log_level)
+        server.run_http(
+            app, host=bind, port=port or settings.slack.http_port, log_level=settings.log_level
+        )
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -8,16 +8,51 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
+from typer.core import TyperGroup
 
 from modeldeck.core import db
 from modeldeck.core.auth.models import Actor, Role
+from modeldeck.core.cli.output import error
 from modeldeck.core.config import Settings, load_settings
 from modeldeck.core.environments import service as environments
-from modeldeck.core.errors import ConfigError
+from modeldeck.core.errors import ConfigError, InvalidInput, ModeldeckError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliGroup(TyperGroup):
+    """The root command group: the core's errors become a red line on stderr and an exit code
+    (1 failure, 2 invalid input), the same under the console script and under CliRunner."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidInput as exc:
+            error(exc.message, exc.hint)
+            raise typer.Exit(EXIT_USAGE) from None
+        except ModeldeckError as exc:
+            error(exc.message, exc.hint)
+            raise typer.Exit(EXIT_FAILURE) from None
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "value"
+                error(f"{field}: {err['msg'].removeprefix('Value error, ')}")
+            raise typer.Exit(EXIT_USAGE) from None
+        except OperationalError as exc:
+            # Never print the URL: it may hold a password.
+            error(
+                f"cannot use the database: {str(exc.orig).strip().splitlines()[0]}",
+                "check database_url / MODELDECK_DATABASE_URL and that the server is up",
+            )
+            raise typer.Exit(EXIT_FAILURE) from None
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modeldeck.core import __version__
+from modeldeck.core import __version__, logs
 from modeldeck.core.cli import (
     alerts,
     bot,
@@ -42,14 +42,28 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[str | None, typer.Option(
-        "--config", "-c", envvar="MODELDECK_CONFIG",
-        help="Path to modeldeck.yaml (default: ./modeldeck.yaml if present).")] = None,
-    json_output: Annotated[bool, typer.Option(
-        "--json", help="Machine-readable JSON output instead of tables.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="MODELDECK_CONFIG",
+            help="Path to modeldeck.yaml (default: ./modeldeck.yaml if present).",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable JSON output instead of tables.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
+    # Short commands log problems only, to stderr (stdout is for results, often --json);
+    # the long-running ones (api, scheduler, bot, up) reconfigure with settings.log_level.
+    logs.configure("auto", "WARNING")
     ctx.obj = CliContext(config_path=config, json_output=json_output)
 
 

@@ -9,10 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error is one line a script can grep, whatever the terminal width
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _jsonable(value: Any) -> Any:
@@ -38,24 +40,29 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-          empty: str = "nothing to show") -> None:
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    empty: str = "nothing to show",
+) -> None:
     if not rows:
-        console.print(f"[dim]{title}: {empty}[/dim]")
+        console.print(f"[dim]{escape(title)}: {escape(empty)}[/dim]")
         return
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(c)
     for row in rows:
-        t.add_row(*["-" if v is None or v == "" else str(v) for v in row])
+        # escape: a value such as "[prod]" is data, not rich markup
+        t.add_row(*["-" if v is None or v == "" else escape(str(v)) for v in row])
     console.print(t)
 
 
 def success(message: str) -> None:
-    console.print(f"[green]✓[/green] {message}")
+    console.print(f"[green]✓[/green] {escape(message)}")
 
 
 def error(message: str, hint: str | None = None) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     if hint:
-        err_console.print(f"[dim]hint: {hint}[/dim]")
+        err_console.print(f"[dim]hint: {escape(hint)}[/dim]")

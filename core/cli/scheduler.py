@@ -14,8 +14,9 @@ from modeldeck.core.cli import context, output
 
 def scheduler(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option(
-        "--once", help="Run every job once and exit (cron, smoke tests).")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every job once and exit (cron, smoke tests).")
+    ] = False,
 ) -> None:
     """Run the scheduler: checks, alert delivery, rollouts.
 
@@ -36,8 +37,10 @@ def scheduler(
         if cli.json_output:
             output.emit_json(report)
         else:
-            output.success(f"ran {report['checks']} checks in {report['seconds']}s; "
-                           f"delivery: {report['drain']}")
+            output.success(
+                f"ran {report['checks']} checks in {report['seconds']}s; "
+                f"delivery: {report['drain']}"
+            )
         return
 
     def _stop(signum: int, _: FrameType | None) -> None:

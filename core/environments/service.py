@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from modeldeck.core.audit import service as audit
@@ -11,14 +12,34 @@ from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import Environment, EnvironmentPublic, EnvironmentsPublic
 from modeldeck.core.errors import NotFound
 
-_SYNCED = ("cluster", "namespace", "requires_previous", "approvals_required", "auto_rollback",
-           "backend", "target", "gpu_model", "active")
+_SYNCED = (
+    "cluster",
+    "namespace",
+    "requires_previous",
+    "approvals_required",
+    "auto_rollback",
+    "backend",
+    "target",
+    "gpu_model",
+    "active",
+)
 
 
-def sync(session: Session, settings: Settings, *, actor: Actor = SYSTEM,
-         clock: Clock = utcnow) -> list[Environment]:
+def sync(
+    session: Session, settings: Settings, *, actor: Actor = SYSTEM, clock: Clock = utcnow
+) -> list[Environment]:
     """Create or update environments from the config; ones removed from it are deactivated
-    (never deleted: the deployment history points at them)."""
+    (never deleted: the deployment history points at them). Every change is audited."""
+    try:
+        return _sync(session, settings, actor=actor, clock=clock)
+    except IntegrityError:
+        # Another process (api, scheduler, bot started together) synced the same new
+        # environment first; its rows are there now, so compare against them once more.
+        session.rollback()
+        return _sync(session, settings, actor=actor, clock=clock)
+
+
+def _sync(session: Session, settings: Settings, *, actor: Actor, clock: Clock) -> list[Environment]:
     clusters = {c.name: c for c in settings.clusters}
     existing = {e.name: e for e in session.exec(select(Environment)).all()}
     wanted: dict[str, dict[str, object]] = {}
@@ -40,7 +61,7 @@ def sync(session: Session, settings: Settings, *, actor: Actor = SYSTEM,
         row = existing.get(name)
         before = {k: getattr(row, k) for k in _SYNCED} if row else None
         if row is None:
-            row = Environment(name=name, **values)  # type: ignore[arg-type]
+            row = Environment(name=name, **values)
         elif before == values:
             continue
         else:
@@ -48,17 +69,30 @@ def sync(session: Session, settings: Settings, *, actor: Actor = SYSTEM,
                 setattr(row, key, value)
         row.updated_at = clock()
         session.add(row)
-        audit.record(session, actor=actor, action="environment.sync", target=f"env:{name}",
-                     before=before, after=values, clock=clock)
+        audit.record(
+            session,
+            actor=actor,
+            action="environment.sync",
+            target=f"env:{name}",
+            before=before,
+            after=values,
+            clock=clock,
+        )
         changed = True
     for name, row in existing.items():
         if name not in wanted and row.active:
             row.active = False
             row.updated_at = clock()
             session.add(row)
-            audit.record(session, actor=actor, action="environment.deactivate",
-                         target=f"env:{name}", before={"active": True},
-                         after={"active": False}, clock=clock)
+            audit.record(
+                session,
+                actor=actor,
+                action="environment.deactivate",
+                target=f"env:{name}",
+                before={"active": True},
+                after={"active": False},
+                clock=clock,
+            )
             changed = True
     if changed:
         session.commit()
@@ -77,10 +111,15 @@ def resolve_name(settings: Settings, name: str) -> str:
 def get(session: Session, name: str) -> Environment:
     env = session.exec(select(Environment).where(Environment.name == name)).first()
     if env is None or not env.active:
-        known = session.exec(select(Environment.name).where(Environment.active == True)  # noqa: E712
-                             .order_by(Environment.name)).all()
-        raise NotFound(f"no environment named {name!r}",
-                       hint=f"known: {', '.join(known)}" if known else "none is configured")
+        known = session.exec(
+            select(Environment.name)
+            .where(Environment.active == True)  # noqa: E712
+            .order_by(Environment.name)
+        ).all()
+        raise NotFound(
+            f"no environment named {name!r}",
+            hint=f"known: {', '.join(known)}" if known else "none is configured",
+        )
     return env
 
 

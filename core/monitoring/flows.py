@@ -32,15 +32,20 @@ CLUSTER_DRIFT = "cluster_drift"
 GATING_KINDS = (CheckKind.drift, CheckKind.quality, CheckKind.decay)
 
 
-def check_and_alert(session: Session, *, settings: Settings, deployment_id: int,
-                    window_end: datetime | None = None,
-                    clock: Clock = utcnow) -> list[CheckResult]:
+def check_and_alert(
+    session: Session,
+    *,
+    settings: Settings,
+    deployment_id: int,
+    window_end: datetime | None = None,
+    clock: Clock = utcnow,
+) -> list[CheckResult]:
     """Run a deployment's checks, alert on their results, roll back when the model's trust
     level says so. What the scheduler runs for every active deployment."""
     monitoring = _monitoring_service()
     results: list[CheckResult] = monitoring.run_checks(
-        session, settings=settings, deployment_id=deployment_id, window_end=window_end,
-        clock=clock)
+        session, settings=settings, deployment_id=deployment_id, window_end=window_end, clock=clock
+    )
     alert_on_results(session, settings=settings, results=results, clock=clock)
     return results
 
@@ -54,8 +59,9 @@ def _monitoring_service() -> Any:
         raise BackendUnavailable(f"monitoring checks are not available: {exc}") from exc
 
 
-def alert_on_results(session: Session, *, settings: Settings, results: list[CheckResult],
-                     clock: Clock = utcnow) -> list[Alert]:
+def alert_on_results(
+    session: Session, *, settings: Settings, results: list[CheckResult], clock: Clock = utcnow
+) -> list[Alert]:
     """evaluate_check for each result, then the automatic rollback if one is due."""
     touched: list[Alert] = []
     for result in results:
@@ -64,8 +70,9 @@ def alert_on_results(session: Session, *, settings: Settings, results: list[Chec
     return touched
 
 
-def roll_back_if_due(session: Session, *, settings: Settings, results: list[CheckResult],
-                     clock: Clock = utcnow) -> DeploymentPublic | None:
+def roll_back_if_due(
+    session: Session, *, settings: Settings, results: list[CheckResult], clock: Clock = utcnow
+) -> DeploymentPublic | None:
     """At trust level `rollback`, a failed drift/quality/decay check rolls the deployment back
     when its environment allows it (auto_rollback: true). rollouts.auto_rollback refuses a
     second rollback of the same deployment, so a repeated failure is harmless."""
@@ -83,25 +90,40 @@ def roll_back_if_due(session: Session, *, settings: Settings, results: list[Chec
     if not env.auto_rollback:
         log.info("flows.rollback_not_allowed", model=model.name, environment=env.name)
         return None
-    reason = "; ".join(f"{r.kind} check #{r.id} failed over "
-                       f"{window_text(r.window_start, r.window_end)}" for r in failed)
+    reason = "; ".join(
+        f"{r.kind} check #{r.id} failed over {window_text(r.window_start, r.window_end)}"
+        for r in failed
+    )
     try:
-        done = rollouts.auto_rollback(session, settings=settings, model_id=deployment.model_id,
-                                      environment_id=deployment.environment_id, reason=reason,
-                                      clock=clock, deployment_id=deployment.id)
+        done = rollouts.auto_rollback(
+            session,
+            settings=settings,
+            model_id=deployment.model_id,
+            environment_id=deployment.environment_id,
+            reason=reason,
+            clock=clock,
+            deployment_id=deployment.id,
+        )
     except ModeldeckError as exc:
         session.rollback()
-        log.warning("flows.auto_rollback_failed", model=model.name, environment=env.name,
-                    error=str(exc))
+        log.warning(
+            "flows.auto_rollback_failed", model=model.name, environment=env.name, error=str(exc)
+        )
         return None
     if done is not None:
-        log.warning("flows.auto_rollback", model=model.name, environment=env.name,
-                    to_version=done.version, reason=reason)
+        log.warning(
+            "flows.auto_rollback",
+            model=model.name,
+            environment=env.name,
+            to_version=done.version,
+            reason=reason,
+        )
     return done
 
 
-def reconcile_and_alert(session: Session, *, settings: Settings,
-                        clock: Clock = utcnow) -> list[DriftFinding]:
+def reconcile_and_alert(
+    session: Session, *, settings: Settings, clock: Clock = utcnow
+) -> list[DriftFinding]:
     """Reconcile clusters with the records and keep one alert per finding open while it
     lasts; findings that went away resolve (but not while their cluster is unreachable:
     not being able to look is not the same as the drift being gone)."""
@@ -115,37 +137,67 @@ def reconcile_and_alert(session: Session, *, settings: Settings,
         if finding.kind == DriftKind.unreachable:
             unreachable.add((deployment.model_id, deployment.environment_id))
         alert = alerts.fire(
-            session, settings=settings, rule=CLUSTER_DRIFT,
-            severity=Severity.warning if finding.kind == DriftKind.unreachable
+            session,
+            settings=settings,
+            rule=CLUSTER_DRIFT,
+            severity=Severity.warning
+            if finding.kind == DriftKind.unreachable
             else Severity.critical,
             summary=f"{finding.model} in {finding.environment} ({finding.cluster}): "
-                    f"{finding.message}",
-            details={"metric": f"cluster {finding.kind}", "value": finding.observed or "-",
-                     "threshold": f"expected {finding.expected}", "cluster": finding.cluster,
-                     "deployment_id": finding.deployment_id},
-            model_id=deployment.model_id, version_id=deployment.version_id,
-            environment_id=deployment.environment_id, key=str(finding.kind), clock=clock)
+            f"{finding.message}",
+            details={
+                "metric": f"cluster {finding.kind}",
+                "value": finding.observed or "-",
+                "threshold": f"expected {finding.expected}",
+                "cluster": finding.cluster,
+                "deployment_id": finding.deployment_id,
+            },
+            model_id=deployment.model_id,
+            version_id=deployment.version_id,
+            environment_id=deployment.environment_id,
+            key=str(finding.kind),
+            clock=clock,
+        )
         seen.add(alert.fingerprint)
     _resolve_gone(session, settings, seen, unreachable, clock)
     return findings
 
 
-def _resolve_gone(session: Session, settings: Settings, seen: set[str],
-                  unreachable: set[tuple[int, int]], clock: Clock) -> None:
+def _resolve_gone(
+    session: Session,
+    settings: Settings,
+    seen: set[str],
+    unreachable: set[tuple[int, int]],
+    clock: Clock,
+) -> None:
     """Resolve cluster_drift alerts whose finding is gone. The ClusterDrift table says so for
     stored kinds (reconcile resolves its rows); an unreachable alert clears once its cluster
     answered this round. Pairs reconcile skipped (rollout in flight) keep their alerts."""
-    busy = {(d.model_id, d.environment_id) for d in session.exec(
-        select(Deployment).where(col(Deployment.state).in_(IN_FLIGHT))).all()}
-    still_open = {(r.model_id, r.environment_id, str(r.kind)) for r in session.exec(
-        select(ClusterDrift).where(col(ClusterDrift.resolved_at).is_(None))).all()}
-    for alert in session.exec(select(Alert).where(Alert.rule == CLUSTER_DRIFT,
-                                                  col(Alert.status).in_(OPEN))).all():
+    busy = {
+        (d.model_id, d.environment_id)
+        for d in session.exec(select(Deployment).where(col(Deployment.state).in_(IN_FLIGHT))).all()
+    }
+    still_open = {
+        (r.model_id, r.environment_id, str(r.kind))
+        for r in session.exec(
+            select(ClusterDrift).where(col(ClusterDrift.resolved_at).is_(None))
+        ).all()
+    }
+    for alert in session.exec(
+        select(Alert).where(Alert.rule == CLUSTER_DRIFT, col(Alert.status).in_(OPEN))
+    ).all():
         pair = (alert.model_id, alert.environment_id)
         if alert.fingerprint in seen or pair in unreachable or pair in busy:
             continue
         if alert.key != DriftKind.unreachable and (*pair, alert.key) in still_open:
             continue
-        alerts.resolve(session, settings=settings, rule=CLUSTER_DRIFT, model_id=alert.model_id,
-                       version_id=alert.version_id, environment_id=alert.environment_id,
-                       key=alert.key, clock=clock)
+        alerts.resolve(
+            session,
+            settings=settings,
+            rule=CLUSTER_DRIFT,
+            model_id=alert.model_id,
+            version_id=alert.version_id,
+            environment_id=alert.environment_id,
+            key=alert.key,
+            clock=clock,
+        )

@@ -46,8 +46,9 @@ def render(session: Session, settings: Settings, message: OutboxMessage) -> Mess
 # --- deployments (approval requests, rollout updates, replies to promote/rollback) ---------
 
 
-def load_deployment_message(session: Session, settings: Settings, deployment_id: int, *,
-                            buttons: bool = True) -> Message:
+def load_deployment_message(
+    session: Session, settings: Settings, deployment_id: int, *, buttons: bool = True
+) -> Message:
     """The message for one deployment as it is now (buttons only while awaiting approval)."""
     dep = rollouts.to_public(session, [rollouts.get(session, deployment_id)])[0]
     previous = None
@@ -63,29 +64,38 @@ def deployment_title(dep: DeploymentPublic) -> str:
     return f"Promote {dep.model} {dep.version} → {dep.environment}"
 
 
-def deployment_message(settings: Settings, dep: DeploymentPublic, *,
-                       previous_version: str | None = None, buttons: bool = True) -> Message:
+def deployment_message(
+    settings: Settings,
+    dep: DeploymentPublic,
+    *,
+    previous_version: str | None = None,
+    buttons: bool = True,
+) -> Message:
     """A deployment: what, where, who, when, state, reason, approvals, and the buttons
     (Approve / Reject while it awaits approval, unless `buttons` is False)."""
     waiting = dep.state == DeploymentState.awaiting_approval
     title = deployment_title(dep)
     prefix = ":raised_hand: Approval needed: " if waiting else ""
-    version = dep.version if previous_version is None \
-        else f"{dep.version} (from {previous_version})"
+    version = (
+        dep.version if previous_version is None else f"{dep.version} (from {previous_version})"
+    )
     blocks = [
         kit.header(prefix + title),
-        kit.fields([
-            ("Model", dep.model),
-            ("Version", version),
-            ("Environment", dep.environment),
-            ("State", kit.state_label(dep.state)),
-            ("Requested by", f"{kit.mention(dep.requested_by)} via {dep.requested_via}"),
-            ("When", kit.slack_date(dep.started_at)),
-        ]),
+        kit.fields(
+            [
+                ("Model", dep.model),
+                ("Version", version),
+                ("Environment", dep.environment),
+                ("State", kit.state_label(dep.state)),
+                ("Requested by", f"{kit.mention(dep.requested_by)} via {dep.requested_via}"),
+                ("When", kit.slack_date(dep.started_at)),
+            ]
+        ),
     ]
     reason = dep.reason.strip()
-    blocks.append(kit.section(f"*Reason*\n>{kit.escape(reason)}" if reason
-                              else "*Reason*\n_none given_"))
+    blocks.append(
+        kit.section(f"*Reason*\n>{kit.escape(reason)}" if reason else "*Reason*\n_none given_")
+    )
     if dep.approvals_required or dep.approvals:
         blocks.append(kit.section(_approvals_text(dep, dep.approvals_required)))
     if dep.message:
@@ -96,15 +106,23 @@ def deployment_message(settings: Settings, dep: DeploymentPublic, *,
         value = str(dep.id)
         elements = [
             kit.button("Approve", ActionId.approve, value, style="primary"),
-            kit.button("Reject", ActionId.reject, value, style="danger",
-                       confirm=kit.confirm("Reject this request?",
-                                           f"{kit.escape(title)} will not happen.", "Reject")),
+            kit.button(
+                "Reject",
+                ActionId.reject,
+                value,
+                style="danger",
+                confirm=kit.confirm(
+                    "Reject this request?", f"{kit.escape(title)} will not happen.", "Reject"
+                ),
+            ),
             *elements,
         ]
     blocks.append(kit.actions(BlockId.approval_actions, elements))
     blocks.append(kit.context(f"deployment #{dep.id}"))
-    text = f"{title}: {dep.state.value.replace('_', ' ')} (requested by " \
-           f"{kit.mention(dep.requested_by)})"
+    text = (
+        f"{title}: {dep.state.value.replace('_', ' ')} (requested by "
+        f"{kit.mention(dep.requested_by)})"
+    )
     return kit.message(text, blocks)
 
 
@@ -139,31 +157,49 @@ def alert_title(alert: AlertPublic) -> str:
 
 def alert_message(settings: Settings, alert: AlertPublic) -> Message:
     """An alert that explains itself: what, where, since when, the numbers, and what to do."""
-    icon = kit.SEVERITY_ICON[alert.severity] if alert.status == AlertStatus.firing \
+    icon = (
+        kit.SEVERITY_ICON[alert.severity]
+        if alert.status == AlertStatus.firing
         else kit.ALERT_ICON[alert.status]
+    )
     title = alert_title(alert)
     blocks = [kit.header(f"{icon} {alert.severity.value.upper()}: {title}")]
     if alert.summary:
         blocks.append(kit.section(kit.escape(alert.summary)))
-    blocks.append(kit.fields([
-        ("Model", alert.model or "-"),
-        ("Version", alert.version or "-"),
-        ("Environment", alert.environment or "-"),
-        ("Status", _alert_status(alert)),
-        ("First seen", kit.slack_date(alert.first_seen)),
-        ("Last seen", f"{kit.slack_date(alert.last_seen)} ({alert.count}×)"),
-    ]))
+    blocks.append(
+        kit.fields(
+            [
+                ("Model", alert.model or "-"),
+                ("Version", alert.version or "-"),
+                ("Environment", alert.environment or "-"),
+                ("Status", _alert_status(alert)),
+                ("First seen", kit.slack_date(alert.first_seen)),
+                ("Last seen", f"{kit.slack_date(alert.last_seen)} ({alert.count}×)"),
+            ]
+        )
+    )
     if facts := _facts(alert.details):
         blocks.append(kit.section(facts))
-    url = str(alert.details.get("dashboard_url") or kit.dashboard_url(settings, "alerts",
-                                                                       alert=alert.id))
+    url = str(
+        alert.details.get("dashboard_url") or kit.dashboard_url(settings, "alerts", alert=alert.id)
+    )
     buttons = []
     if alert.status != AlertStatus.resolved and alert.model and alert.environment:
-        buttons.append(kit.button(
-            "Roll back", ActionId.rollback, str(alert.id), style="danger",
-            confirm=kit.confirm("Roll back?", f"Roll back *{alert.model}* in "
-                                f"*{alert.environment}* to the version that ran before "
-                                f"{alert.version or 'this one'}?", "Roll back")))
+        buttons.append(
+            kit.button(
+                "Roll back",
+                ActionId.rollback,
+                str(alert.id),
+                style="danger",
+                confirm=kit.confirm(
+                    "Roll back?",
+                    f"Roll back *{alert.model}* in "
+                    f"*{alert.environment}* to the version that ran before "
+                    f"{alert.version or 'this one'}?",
+                    "Roll back",
+                ),
+            )
+        )
     if alert.status == AlertStatus.firing:
         buttons.append(kit.button("Snooze 1h", ActionId.snooze_1h, str(alert.id)))
     buttons.append(kit.link_button("Open dashboard", url))
@@ -178,8 +214,10 @@ def alert_message(settings: Settings, alert: AlertPublic) -> Message:
 def _alert_status(alert: AlertPublic) -> str:
     label = f"{kit.ALERT_ICON[alert.status]} {alert.status.value}"
     if alert.status == AlertStatus.snoozed:
-        return f"{label} until {kit.slack_date(alert.snoozed_until)} by " \
-               f"{kit.mention(alert.snoozed_by)}"
+        return (
+            f"{label} until {kit.slack_date(alert.snoozed_until)} by "
+            f"{kit.mention(alert.snoozed_by)}"
+        )
     if alert.status == AlertStatus.resolved:
         by = f" by {kit.mention(alert.resolved_by)}" if alert.resolved_by else ""
         return f"{label} {kit.slack_date(alert.resolved_at)}{by}"

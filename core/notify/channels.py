@@ -33,16 +33,30 @@ UPDATE_KINDS = frozenset({"alert_resolved", "alert_update", "deployment_update"}
 # These only make sense as an update; with nothing posted there is nothing to do.
 UPDATE_ONLY_KINDS = frozenset({"alert_update"})
 # Slack errors worth retrying (the rest mean the request itself is wrong: retrying won't help).
-SLACK_TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable",
-                             "request_timeout", "ratelimited", "team_added_to_org"})
+SLACK_TRANSIENT = frozenset(
+    {
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "ratelimited",
+        "team_added_to_org",
+    }
+)
 SLACK_API = "https://slack.com/api/"
 
 
 class DeliveryError(Exception):
     """A send failed. `permanent`: do not retry; `retry_after`: the receiver asked us to wait."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
@@ -87,8 +101,12 @@ class SlackChannel:
         self.client = client
         if client is None and self.settings.bot_token is not None:
             base = (self.settings.api_url or SLACK_API).rstrip("/") + "/"
-            self.client = WebClient(token=self.settings.bot_token.get_secret_value(),
-                                    base_url=base, timeout=10, retry_handlers=[])
+            self.client = WebClient(
+                token=self.settings.bot_token.get_secret_value(),
+                base_url=base,
+                timeout=10,
+                retry_handlers=[],
+            )
 
     def target_channel(self, message: OutboxMessage) -> str | None:
         explicit = message.payload.get("channel")
@@ -96,8 +114,11 @@ class SlackChannel:
             return str(explicit)
         if message.kind in DEPLOYMENT_KINDS:
             origin = message.payload.get("origin_channel")
-            return (self.settings.approval_channel or (str(origin) if origin else None)
-                    or self.settings.alert_channel)
+            return (
+                self.settings.approval_channel
+                or (str(origin) if origin else None)
+                or self.settings.alert_channel
+            )
         return self.settings.alert_channel
 
     def send(self, session: Session, message: OutboxMessage, content: Rendered) -> None:
@@ -107,8 +128,13 @@ class SlackChannel:
         text, blocks = str(content.get("text") or ""), content.get("blocks")
         if message.kind in UPDATE_KINDS and row is not None and row.slack_ts:
             try:
-                self._call("chat_update", channel=row.slack_channel, ts=row.slack_ts,
-                           text=text, blocks=blocks)
+                self._call(
+                    "chat_update",
+                    channel=row.slack_channel,
+                    ts=row.slack_ts,
+                    text=text,
+                    blocks=blocks,
+                )
                 return
             except DeliveryError as exc:
                 if exc.code != "message_not_found":
@@ -118,8 +144,10 @@ class SlackChannel:
             raise Skip("no Slack message to update")
         channel = self.target_channel(message)
         if not channel:
-            raise Skip(f"no Slack channel for {message.kind} messages "
-                       "(set slack.alert_channel or slack.approval_channel)")
+            raise Skip(
+                f"no Slack channel for {message.kind} messages "
+                "(set slack.alert_channel or slack.approval_channel)"
+            )
         response = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
         if row is not None:
             row.slack_channel = str(response.get("channel") or channel)
@@ -143,10 +171,17 @@ def _slack_error(method: str, exc: SlackApiError) -> DeliveryError:
     data = response.data if isinstance(getattr(response, "data", None), dict) else {}
     code = str(data.get("error") or f"http_{status}")
     if status == 429:
-        wait = retry_after_seconds(response.headers.get("Retry-After")
-                                   or response.headers.get("retry-after")) or 1.0
-        return DeliveryError(f"rate limited by Slack on {method}; retry after {wait:g}s",
-                             retry_after=wait, code="ratelimited")
+        wait = (
+            retry_after_seconds(
+                response.headers.get("Retry-After") or response.headers.get("retry-after")
+            )
+            or 1.0
+        )
+        return DeliveryError(
+            f"rate limited by Slack on {method}; retry after {wait:g}s",
+            retry_after=wait,
+            code="ratelimited",
+        )
     if status >= 500 or code in SLACK_TRANSIENT:
         return DeliveryError(f"Slack {method} failed: HTTP {status} {code}"[:500], code=code)
     return DeliveryError(f"Slack refused {method}: {code}", permanent=True, code=code)
@@ -195,8 +230,9 @@ class WebhookChannel:
         headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
         headers["Idempotency-Key"] = body["id"]
         try:
-            response = self.client.post(self.config.url.get_secret_value(), json=body,
-                                        headers=headers)
+            response = self.client.post(
+                self.config.url.get_secret_value(), json=body, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
         if response.is_success:
@@ -204,8 +240,9 @@ class WebhookChannel:
         status = response.status_code
         if status == 429:
             wait = retry_after_seconds(response.headers.get("Retry-After")) or 1.0
-            raise DeliveryError(f"{self.name} rate limited; retry after {wait:g}s",
-                                retry_after=wait)
+            raise DeliveryError(
+                f"{self.name} rate limited; retry after {wait:g}s", retry_after=wait
+            )
         if status >= 500 or status == 408:
             raise DeliveryError(f"{self.name} answered HTTP {status}")
         raise DeliveryError(f"{self.name} refused the message: HTTP {status}", permanent=True)

@@ -103,8 +103,10 @@ def section(text: str) -> dict[str, Any]:
 
 def fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """One section of up to ten `*label*\\nvalue` fields (two columns, stacked on phones)."""
-    objs = [MarkdownTextObject(text=clip(f"*{label}*\n{value}", FIELD_LIMIT))
-            for label, value in list(pairs)[:10]]
+    objs = [
+        MarkdownTextObject(text=clip(f"*{label}*\n{value}", FIELD_LIMIT))
+        for label, value in list(pairs)[:10]
+    ]
     return SectionBlock(fields=objs).to_dict()
 
 
@@ -113,11 +115,21 @@ def context(*parts: str) -> dict[str, Any]:
     return ContextBlock(elements=elements).to_dict()
 
 
-def button(text: str, action: ActionId, value: str, *, style: str | None = None,
-           confirm: ConfirmObject | None = None) -> ButtonElement:
-    return ButtonElement(text=PlainTextObject(text=clip(text, 75), emoji=True),
-                         action_id=action.value, value=clip(value, 2000), style=style,
-                         confirm=confirm)
+def button(
+    text: str,
+    action: ActionId,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: ConfirmObject | None = None,
+) -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text=clip(text, 75), emoji=True),
+        action_id=action.value,
+        value=clip(value, 2000),
+        style=style,
+        confirm=confirm,
+    )
 
 
 def link_button(text: str, url: str) -> ButtonElement:
@@ -128,9 +140,13 @@ def link_button(text: str, url: str) -> ButtonElement:
 
 def confirm(title: str, text: str, yes: str, *, danger: bool = True) -> ConfirmObject:
     """The Block Kit confirmation dialog shown before a destructive click (DESIGN §10)."""
-    return ConfirmObject(title=clip(title, 100), text=MarkdownTextObject(text=clip(text, 300)),
-                         confirm=clip(yes, 30), deny="Cancel",
-                         style="danger" if danger else "primary")
+    return ConfirmObject(
+        title=clip(title, 100),
+        text=MarkdownTextObject(text=clip(text, 300)),
+        confirm=clip(yes, 30),
+        deny="Cancel",
+        style="danger" if danger else "primary",
+    )
 
 
 def actions(block_id: str, elements: list[ButtonElement]) -> dict[str, Any]:

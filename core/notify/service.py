@@ -34,8 +34,9 @@ log = logs.get("modeldeck.notify")
 ANCHOR_KEYS = ("alert_id", "deployment_id")
 
 
-def enqueue(session: Session, *, channel: str, kind: str, payload: dict[str, Any],
-            clock: Clock = utcnow) -> OutboxMessage:
+def enqueue(
+    session: Session, *, channel: str, kind: str, payload: dict[str, Any], clock: Clock = utcnow
+) -> OutboxMessage:
     """Queue one message in the caller's transaction (no commit).
 
     A message identical to one still waiting (same channel, kind and payload) is not queued
@@ -47,16 +48,24 @@ def enqueue(session: Session, *, channel: str, kind: str, payload: dict[str, Any
     if not kind or len(kind) > 64:
         raise InvalidInput("kind must be 1-64 characters")
     waiting = session.exec(
-        select(OutboxMessage).where(OutboxMessage.channel == channel,
-                                    OutboxMessage.kind == kind,
-                                    OutboxMessage.status == OutboxStatus.pending)
+        select(OutboxMessage).where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.kind == kind,
+            OutboxMessage.status == OutboxStatus.pending,
+        )
     ).all()
     for message in waiting:
         if message.payload == payload:
             return message
     now = clock()
-    message = OutboxMessage(channel=channel, kind=kind, payload=dict(payload),
-                            status=OutboxStatus.pending, next_attempt_at=now, created_at=now)
+    message = OutboxMessage(
+        channel=channel,
+        kind=kind,
+        payload=dict(payload),
+        status=OutboxStatus.pending,
+        next_attempt_at=now,
+        created_at=now,
+    )
     session.add(message)
     session.flush()
     return message
@@ -67,11 +76,19 @@ def targets(settings: Settings, kind: str) -> list[str]:
     return ["slack", *(f"webhook:{w.name}" for w in settings.notify.webhooks if kind in w.kinds)]
 
 
-def publish(session: Session, *, settings: Settings, kind: str, payload: dict[str, Any],
-            clock: Clock = utcnow) -> list[OutboxMessage]:
+def publish(
+    session: Session,
+    *,
+    settings: Settings,
+    kind: str,
+    payload: dict[str, Any],
+    clock: Clock = utcnow,
+) -> list[OutboxMessage]:
     """Enqueue a message to every channel that takes its kind (no commit)."""
-    return [enqueue(session, channel=channel, kind=kind, payload=payload, clock=clock)
-            for channel in targets(settings, kind)]
+    return [
+        enqueue(session, channel=channel, kind=kind, payload=payload, clock=clock)
+        for channel in targets(settings, kind)
+    ]
 
 
 def backoff(attempts: int, config: NotifyConfig) -> timedelta:
@@ -80,8 +97,14 @@ def backoff(attempts: int, config: NotifyConfig) -> timedelta:
     return timedelta(seconds=min(config.max_backoff_seconds, seconds))
 
 
-def drain(session: Session, *, settings: Settings, channels: dict[str, Channel] | None = None,
-          clock: Clock = utcnow, limit: int = 100) -> DrainReport:
+def drain(
+    session: Session,
+    *,
+    settings: Settings,
+    channels: dict[str, Channel] | None = None,
+    clock: Clock = utcnow,
+    limit: int = 100,
+) -> DrainReport:
     """Deliver up to `limit` due messages, oldest first; commit after each one.
 
     After a retryable failure the channel counts as down for the rest of this pass (its other
@@ -91,9 +114,13 @@ def drain(session: Session, *, settings: Settings, channels: dict[str, Channel] 
     report = DrainReport()
     down: set[str] = set()
     due = session.exec(
-        select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.pending,
-                                       col(OutboxMessage.next_attempt_at) <= clock())
-        .order_by(col(OutboxMessage.id)).limit(limit)
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == OutboxStatus.pending,
+            col(OutboxMessage.next_attempt_at) <= clock(),
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
     ).all()
     for message_id in due:
         message = _claim(session, message_id)
@@ -136,15 +163,22 @@ def _waits_for_earlier(session: Session, message: OutboxMessage) -> bool:
     if not keys:
         return False
     earlier = session.exec(
-        select(OutboxMessage.payload).where(OutboxMessage.channel == message.channel,
-                                            OutboxMessage.status == OutboxStatus.pending,
-                                            col(OutboxMessage.id) < message.id)
+        select(OutboxMessage.payload).where(
+            OutboxMessage.channel == message.channel,
+            OutboxMessage.status == OutboxStatus.pending,
+            col(OutboxMessage.id) < message.id,
+        )
     ).all()
     return any(all(p.get(k) == v for k, v in keys.items()) for p in earlier)
 
 
-def _deliver(session: Session, settings: Settings, message: OutboxMessage,
-             channel: Channel | None, clock: Clock) -> str:
+def _deliver(
+    session: Session,
+    settings: Settings,
+    message: OutboxMessage,
+    channel: Channel | None,
+    clock: Clock,
+) -> str:
     """Send one message and record the outcome on it: sent, retried, skipped or dead."""
     now = clock()
     message.last_attempt_at = now
@@ -164,8 +198,7 @@ def _deliver(session: Session, settings: Settings, message: OutboxMessage,
         return _failed(message, exc, settings.notify, now)
     except Exception as exc:  # a rendering bug must not stop the other messages
         log.exception("notify.render_or_send_failed", message_id=message.id)
-        return _failed(message, DeliveryError(f"{type(exc).__name__}: {exc}"), settings.notify,
-                       now)
+        return _failed(message, DeliveryError(f"{type(exc).__name__}: {exc}"), settings.notify, now)
     message.attempts += 1
     message.status = OutboxStatus.sent
     message.sent_at = now
@@ -179,35 +212,51 @@ def _as_rendered(message: OutboxMessage) -> OutboxMessage:
     # what blocks.render draws for kind "alert": reuse it rather than teach render a new kind.
     if message.kind != "alert_update":
         return message
-    return OutboxMessage(id=message.id, channel=message.channel, kind="alert",
-                         payload=message.payload)
+    return OutboxMessage(
+        id=message.id, channel=message.channel, kind="alert", payload=message.payload
+    )
 
 
-def _failed(message: OutboxMessage, exc: DeliveryError, config: NotifyConfig,
-            now: Any) -> str:
+def _failed(message: OutboxMessage, exc: DeliveryError, config: NotifyConfig, now: Any) -> str:
     # Rate limiting is the receiver pacing us, not a failure: it does not use up attempts.
     if not exc.rate_limited:
         message.attempts += 1
     message.error = str(exc)[:2000]
     if exc.permanent or message.attempts >= config.max_attempts:
         message.status = OutboxStatus.dead
-        log.error("notify.dead_letter", message_id=message.id, channel=message.channel,
-                  attempts=message.attempts, error=message.error)
+        log.error(
+            "notify.dead_letter",
+            message_id=message.id,
+            channel=message.channel,
+            attempts=message.attempts,
+            error=message.error,
+        )
         return "dead"
-    wait = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
-            else backoff(message.attempts, config))
+    wait = (
+        timedelta(seconds=exc.retry_after)
+        if exc.retry_after is not None
+        else backoff(message.attempts, config)
+    )
     message.next_attempt_at = now + wait
-    log.warning("notify.retry", message_id=message.id, channel=message.channel,
-                attempts=message.attempts, wait_seconds=wait.total_seconds(), error=message.error)
+    log.warning(
+        "notify.retry",
+        message_id=message.id,
+        channel=message.channel,
+        attempts=message.attempts,
+        wait_seconds=wait.total_seconds(),
+        error=message.error,
+    )
     return "retried"
 
 
 def requeue(session: Session, *, message_ids: list[int], clock: Clock = utcnow) -> int:
     """Give dead-lettered messages another round of attempts (after fixing the config);
     commits; returns how many were requeued."""
-    rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(message_ids),
-                                                    OutboxMessage.status == OutboxStatus.dead)
-                        ).all()
+    rows = session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.id).in_(message_ids), OutboxMessage.status == OutboxStatus.dead
+        )
+    ).all()
     for row in rows:
         row.status = OutboxStatus.pending
         row.attempts = 0

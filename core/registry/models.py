@@ -7,13 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as Spec
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from modeldeck.core.fields import enum_column, json_column, timestamp
-from modeldeck.core.naming import Slug, VersionStr
+from modeldeck.core.naming import Line, Slug, Text, VersionStr, check_line
 
 
 class TaskType(StrEnum):
@@ -42,10 +42,14 @@ class Model(SQLModel, table=True):
 
 
 class ModelCreate(BaseModel):
+    """A new model. Unknown fields are refused: a typo must not be dropped silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
     name: Slug
-    description: str = Spec(default="", max_length=2000)
-    owner: str = Spec(default="", max_length=200)
-    team: str = Spec(default="", max_length=200)
+    description: Text = Spec(default="", max_length=2000)
+    owner: Line = Spec(default="", max_length=200)
+    team: Line = Spec(default="", max_length=200)
     task_type: TaskType = TaskType.classification
 
 
@@ -86,11 +90,13 @@ class ModelVersion(SQLModel, table=True):
 class ModelVersionCreate(BaseModel):
     """What `register` accepts. Lineage fields are optional but recommended."""
 
+    model_config = ConfigDict(extra="forbid")
+
     version: VersionStr
-    image: str = Spec(default="", max_length=500)
-    artifact_uri: str = Spec(default="", max_length=1000)
-    reference_data_uri: str | None = Spec(default=None, max_length=1000)
-    training_data_fingerprint: str | None = Spec(default=None, max_length=200)
+    image: Line = Spec(default="", max_length=500)
+    artifact_uri: Line = Spec(default="", max_length=1000)
+    reference_data_uri: Line | None = Spec(default=None, max_length=1000)
+    training_data_fingerprint: Line | None = Spec(default=None, max_length=200)
     git_commit: str | None = Spec(default=None, max_length=64, pattern=r"^[0-9a-fA-F]{4,64}$")
     metrics: dict[str, float] = Spec(default_factory=dict, max_length=200)
     params: dict[str, Any] = Spec(default_factory=dict, max_length=200)
@@ -100,11 +106,44 @@ class ModelVersionCreate(BaseModel):
     @classmethod
     def _finite(cls, value: dict[str, float]) -> dict[str, float]:
         for key, number in value.items():
+            _check_key(key, "metric")
             if not math.isfinite(number):
                 raise ValueError(f"metric {key!r} must be a finite number, got {number}")
-            if not key or len(key) > 100:
-                raise ValueError("metric names must be 1-100 characters")
         return value
+
+    @field_validator("params")
+    @classmethod
+    def _json_safe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            _check_key(key, "param")
+            _check_json(item, f"param {key!r}", depth=0)
+        return value
+
+
+def _check_key(key: str, what: str) -> None:
+    if not key or len(key) > 100:
+        raise ValueError(f"{what} names must be 1-100 characters")
+    try:
+        check_line(key)
+    except ValueError:
+        raise ValueError(f"{what} name {key!r} contains control characters") from None
+
+
+def _check_json(value: Any, where: str, depth: int) -> None:
+    """Params are stored as JSON on both databases: finite numbers, no NUL, bounded depth."""
+    if depth > 10:
+        raise ValueError(f"{where} is nested more than 10 levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value}")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where} contains a NUL character")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_json(k, where, depth + 1)
+            _check_json(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]", depth + 1)
 
 
 class ModelVersionPublic(BaseModel):

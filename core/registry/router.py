@@ -19,17 +19,21 @@ router = APIRouter(prefix="/models", tags=["registry"])
 
 
 @router.get("", response_model=ModelsPublic)
-def list_models(session: SessionDep, _: Viewer, team: str | None = None,
-                limit: int = Query(500, ge=1, le=1000), offset: int = Query(0, ge=0)
-                ) -> ModelsPublic:
+def list_models(
+    session: SessionDep,
+    _: Viewer,
+    team: str | None = None,
+    limit: int = Query(500, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> ModelsPublic:
     return service.list_models(session, team=team, limit=limit, offset=offset)
 
 
 @router.post("", response_model=ModelPublic, status_code=status.HTTP_201_CREATED)
-def create_model(body: ModelCreate, session: SessionDep, actor: Deployer,
-                 clock: ClockDep) -> ModelPublic:
-    return service.model_public(service.create_model(session, data=body, actor=actor,
-                                                     clock=clock))
+def create_model(
+    body: ModelCreate, session: SessionDep, actor: Deployer, clock: ClockDep
+) -> ModelPublic:
+    return service.model_public(service.create_model(session, data=body, actor=actor, clock=clock))
 
 
 @router.get("/{name}", response_model=ModelPublic)
@@ -38,18 +42,23 @@ def get_model(name: str, session: SessionDep, _: Viewer) -> ModelPublic:
 
 
 @router.get("/{name}/versions", response_model=ModelVersionsPublic)
-def list_versions(name: str, session: SessionDep, _: Viewer,
-                  limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0)
-                  ) -> ModelVersionsPublic:
+def list_versions(
+    name: str,
+    session: SessionDep,
+    _: Viewer,
+    limit: int = Query(200, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> ModelVersionsPublic:
     return service.list_versions(session, name, limit=limit, offset=offset)
 
 
-@router.post("/{name}/versions", response_model=ModelVersionPublic,
-             status_code=status.HTTP_201_CREATED)
-def register_version(name: str, body: ModelVersionCreate, session: SessionDep,
-                     actor: Deployer, clock: ClockDep) -> ModelVersionPublic:
-    return service.register_version(session, model_name=name, data=body, actor=actor,
-                                    clock=clock)
+@router.post(
+    "/{name}/versions", response_model=ModelVersionPublic, status_code=status.HTTP_201_CREATED
+)
+def register_version(
+    name: str, body: ModelVersionCreate, session: SessionDep, actor: Deployer, clock: ClockDep
+) -> ModelVersionPublic:
+    return service.register_version(session, model_name=name, data=body, actor=actor, clock=clock)
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersionPublic)

@@ -46,9 +46,14 @@ BUDGET_SECONDS = 15 * 60
 BUDGET_CHECKS = 500
 
 
-def synthetic_runner(session: Session, *, settings: Settings, deployment_id: int,
-                     window_end: datetime | None = None,
-                     clock: Clock = utcnow) -> list[CheckResult]:
+def synthetic_runner(
+    session: Session,
+    *,
+    settings: Settings,
+    deployment_id: int,
+    window_end: datetime | None = None,
+    clock: Clock = utcnow,
+) -> list[CheckResult]:
     """Results shaped like the real checks'; one model in ten drifts, one in twenty fails
     quality, so alerts open and notify as they would in a fleet."""
     end = window_end or clock()
@@ -57,18 +62,37 @@ def synthetic_runner(session: Session, *, settings: Settings, deployment_id: int
     share = 0.6 if drifting else 0.05
     drifted = {f"f{i}": 0.2 + i / 100 for i in range(12 if drifting else 1)}
     results = [
-        CheckResult(deployment_id=deployment_id, kind=CheckKind.drift, window_start=start,
-                    window_end=end, score=share, rows=5000,
-                    status=CheckStatus.fail if drifting else CheckStatus.ok,
-                    details=drift_details(share, drifted, clean=20 - len(drifted))),
-        CheckResult(deployment_id=deployment_id, kind=CheckKind.quality, window_start=start,
-                    window_end=end, rows=5000,
-                    status=CheckStatus.fail if deployment_id % 20 == 0 else CheckStatus.ok,
-                    details={"problems": ["country: 38% missing (max 5%)"]
-                             if deployment_id % 20 == 0 else []}),
-        CheckResult(deployment_id=deployment_id, kind=CheckKind.decay, window_start=start,
-                    window_end=end, score=0.91, rows=800, status=CheckStatus.ok,
-                    details={"metric": "accuracy", "value": 0.91, "reference": 0.92}),
+        CheckResult(
+            deployment_id=deployment_id,
+            kind=CheckKind.drift,
+            window_start=start,
+            window_end=end,
+            score=share,
+            rows=5000,
+            status=CheckStatus.fail if drifting else CheckStatus.ok,
+            details=drift_details(share, drifted, clean=20 - len(drifted)),
+        ),
+        CheckResult(
+            deployment_id=deployment_id,
+            kind=CheckKind.quality,
+            window_start=start,
+            window_end=end,
+            rows=5000,
+            status=CheckStatus.fail if deployment_id % 20 == 0 else CheckStatus.ok,
+            details={
+                "problems": ["country: 38% missing (max 5%)"] if deployment_id % 20 == 0 else []
+            },
+        ),
+        CheckResult(
+            deployment_id=deployment_id,
+            kind=CheckKind.decay,
+            window_start=start,
+            window_end=end,
+            score=0.91,
+            rows=800,
+            status=CheckStatus.ok,
+            details={"metric": "accuracy", "value": 0.91, "reference": 0.92},
+        ),
     ]
     session.add_all(results)
     session.commit()
@@ -82,8 +106,9 @@ def build_world(engine: Any, settings: Settings, checks: int) -> list[int]:
     with Session(engine, expire_on_commit=False) as session:
         environments.sync(session, settings)
         for i in range(checks):
-            dep = live_deployment(session, model=f"model-{i:04d}",
-                                  at=datetime.now(UTC) - timedelta(days=1))
+            dep = live_deployment(
+                session, model=f"model-{i:04d}", at=datetime.now(UTC) - timedelta(days=1)
+            )
             assert dep.id is not None
             ids.append(dep.id)
     return ids
@@ -106,15 +131,28 @@ def build_monitored_world(engine: Any, settings: Settings, checks: int, rows: in
         for i in range(checks):
             name = f"model-{i:04d}"
             monitored.register(session, admin, model=name, metrics={"accuracy": 0.8})
-            monitoring.set_reference(session, settings=settings, model=name, version="1.0.0",
-                                     frame=reference, actor=admin)
-            ids.append(monitored.deploy(session, model=name, version="1.0.0",
-                                        environment="production"))
+            monitoring.set_reference(
+                session,
+                settings=settings,
+                model=name,
+                version="1.0.0",
+                frame=reference,
+                actor=admin,
+            )
+            ids.append(
+                monitored.deploy(session, model=name, version="1.0.0", environment="production")
+            )
             shape: dict[str, Any] = {"shift": {"age": 1.0}} if i % 10 == 0 else {}
             batch = synth.predictions(rows, i, now - timedelta(minutes=55), **shape)
-            monitoring.ingest_predictions(session, settings=settings, model=name,
-                                          version="1.0.0", environment="production",
-                                          frame=batch, actor=admin)
+            monitoring.ingest_predictions(
+                session,
+                settings=settings,
+                model=name,
+                version="1.0.0",
+                environment="production",
+                frame=batch,
+                actor=admin,
+            )
     return ids
 
 
@@ -153,8 +191,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--runner", choices=["synthetic", "real"], default="synthetic")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--rows", type=int, default=1000,
-                        help="predictions per model in the window (--runner real)")
+    parser.add_argument(
+        "--rows", type=int, default=1000, help="predictions per model in the window (--runner real)"
+    )
     args = parser.parse_args()
     logs.configure("console", "WARNING")  # per-message info lines would drown the figures
 
@@ -165,18 +204,32 @@ def main() -> None:
             url, schema = f"sqlite:///{tmp}/bench.db", ""
         engine = db.make_engine(url)
         db.upgrade(engine)
-        settings = make_settings(Path(tmp), database_url=url, data_dir=f"{tmp}/data",
-                                 scheduler={"workers": args.workers, "drain_seconds": 3600,
-                                            "rollouts_seconds": 3600,
-                                            "reconcile_seconds": 3600, "sync_seconds": 3600})
+        settings = make_settings(
+            Path(tmp),
+            database_url=url,
+            data_dir=f"{tmp}/data",
+            scheduler={
+                "workers": args.workers,
+                "drain_seconds": 3600,
+                "rollouts_seconds": 3600,
+                "reconcile_seconds": 3600,
+                "sync_seconds": 3600,
+            },
+        )
         t0 = time.perf_counter()
-        ids = (build_world(engine, settings, args.checks) if args.runner == "synthetic"
-               else build_monitored_world(engine, settings, args.checks, args.rows))
-        print(f"world: {args.checks} live deployments on {args.database} "
-              f"in {time.perf_counter() - t0:.1f}s")
+        ids = (
+            build_world(engine, settings, args.checks)
+            if args.runner == "synthetic"
+            else build_monitored_world(engine, settings, args.checks, args.rows)
+        )
+        print(
+            f"world: {args.checks} live deployments on {args.database} "
+            f"in {time.perf_counter() - t0:.1f}s"
+        )
         runner = synthetic_runner if args.runner == "synthetic" else flows.check_and_alert
-        scheduler = Scheduler(engine=engine, settings=settings, check_runner=runner,
-                              poll_seconds=0.05)
+        scheduler = Scheduler(
+            engine=engine, settings=settings, check_runner=runner, poll_seconds=0.05
+        )
         scheduler.start()
         try:
             while not scheduler.is_leader:
@@ -187,13 +240,14 @@ def main() -> None:
             scheduler.stop()
             if schema:
                 testdb.drop_schema(schema)
-        for name, seconds in (("cycle 1 (alerts open)", first), ("cycle 2 (alerts dedup)",
-                                                                   second)):
+        for name, seconds in (("cycle 1 (alerts open)", first), ("cycle 2 (alerts dedup)", second)):
             per_check = seconds / args.checks * 1000
             budget = BUDGET_SECONDS * args.checks / BUDGET_CHECKS
-            print(f"{name}: {args.checks} checks ({args.runner}, {args.workers} workers) in "
-                  f"{seconds:.1f}s = {per_check:.1f} ms/check; {budget / seconds:.0f}× inside "
-                  f"the budget of {budget:.0f}s")
+            print(
+                f"{name}: {args.checks} checks ({args.runner}, {args.workers} workers) in "
+                f"{seconds:.1f}s = {per_check:.1f} ms/check; {budget / seconds:.0f}× inside "
+                f"the budget of {budget:.0f}s"
+            )
 
 
 if __name__ == "__main__":

@@ -58,12 +58,19 @@ def write_config(settings: Settings, fake: FakeSlack, path: Path) -> Path:
 def bot_process(config: Path, port: int) -> Iterator[tuple[str, psutil.Process]]:
     """`modeldeck bot --http` in its own process; yields its base URL once it answers."""
     env = {**os.environ, "MODELDECK_CONFIG": str(config)}
-    proc = subprocess.Popen([str(MODELDECK), "bot", "--http", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(MODELDECK), "bot", "--http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: proc.poll() is None and httpx.get(f"{url}/healthz").is_success,
-                   timeout=60, what="modeldeck bot --http")
+        wait_until(
+            lambda: proc.poll() is None and httpx.get(f"{url}/healthz").is_success,
+            timeout=60,
+            what="modeldeck bot --http",
+        )
         yield url, psutil.Process(proc.pid)
     finally:
         proc.terminate()
@@ -101,8 +108,9 @@ async def _fire(url: str, bodies: list[str]) -> list[float]:
             response = await client.post(url, content=body, headers=headers)
             elapsed = time.perf_counter() - start
             if response.status_code != 200:
-                raise SystemExit(f"the bot answered HTTP {response.status_code}: "
-                                 f"{response.text[:200]}")
+                raise SystemExit(
+                    f"the bot answered HTTP {response.status_code}: {response.text[:200]}"
+                )
             return elapsed
 
         return list(await asyncio.gather(*(send(b) for b in bodies)))
@@ -132,22 +140,36 @@ def main() -> None:
         seed_world(engine, settings)
         engine.dispose()
         config = write_config(settings, fake, Path(tmp) / "modeldeck.yaml")
-        with bot_process(config, free_port()) as (base, bot), \
-                multiprocessing.get_context("spawn").Pool(1) as client:
+        with (
+            bot_process(config, free_port()) as (base, bot),
+            multiprocessing.get_context("spawn").Pool(1) as client,
+        ):
             url = f"{base}/slack/events"
 
             def bodies() -> list[str]:
-                return [command_body(args.command, user=VIEWER, channel="C0OPS",
-                                     response_url=fake.response_url(f"b-{uuid.uuid4().hex}"),
-                                     trigger_id=f"trig.{uuid.uuid4().hex}")
-                        for _ in range(args.concurrency)]
+                return [
+                    command_body(
+                        args.command,
+                        user=VIEWER,
+                        channel="C0OPS",
+                        response_url=fake.response_url(f"b-{uuid.uuid4().hex}"),
+                        trigger_id=f"trig.{uuid.uuid4().hex}",
+                    )
+                    for _ in range(args.concurrency)
+                ]
 
             client.apply(one_round, (url, bodies()))  # warm-up
-            wait_until(lambda: len(fake.responses()) >= args.concurrency, timeout=60,
-                       what="warm-up replies")
+            wait_until(
+                lambda: len(fake.responses()) >= args.concurrency,
+                timeout=60,
+                what="warm-up replies",
+            )
             alone = client.apply(one_by_one, (url, bodies()))
-            wait_until(partial(replied_at_least, fake, 2 * args.concurrency), timeout=60,
-                       what="replies to the sequential requests")
+            wait_until(
+                partial(replied_at_least, fake, 2 * args.concurrency),
+                timeout=60,
+                what="replies to the sequential requests",
+            )
             acks: list[float] = []
             replied: list[float] = []
             cpu_before = sum(bot.cpu_times()[:2])
@@ -155,27 +177,40 @@ def main() -> None:
                 expected = len(fake.responses()) + args.concurrency
                 start = time.perf_counter()
                 acks += client.apply(one_round, (url, bodies()))
-                wait_until(partial(replied_at_least, fake, expected), timeout=60,
-                           what="every reply")
+                wait_until(
+                    partial(replied_at_least, fake, expected), timeout=60, what="every reply"
+                )
                 replied.append(time.perf_counter() - start)
             cpu = sum(bot.cpu_times()[:2]) - cpu_before
 
     load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (figures are "
-          "wall-clock: on a busy machine they include waiting for a CPU)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end (figures are "
+        "wall-clock: on a busy machine they include waiting for a CPU)"
+    )
     single = [a * 1000 for a in alone]
-    print(f"one at a time: time to ack p50 {statistics.median(single):6.1f} ms   "
-          f"p99 {percentile(single, 99):6.1f} ms ({len(single)} requests)")
+    print(
+        f"one at a time: time to ack p50 {statistics.median(single):6.1f} ms   "
+        f"p99 {percentile(single, 99):6.1f} ms ({len(single)} requests)"
+    )
     ms = [a * 1000 for a in acks]
-    print(f"{args.rounds} rounds × {args.concurrency} concurrent signed `/modeldeck "
-          f"{args.command}` over HTTP ({len(ms)} requests)")
-    print(f"time to ack   p50 {statistics.median(ms):6.1f} ms   p99 {percentile(ms, 99):6.1f} ms"
-          f"   max {max(ms):6.1f} ms   (budget p99 < 100 ms; Slack's limit 3000 ms)")
-    print(f"bot process CPU: {cpu * 1000 / len(acks):.1f} ms per command (ack + lazy work + "
-          "reply + audit), all threads")
-    print(f"all {args.concurrency} replies posted to response_url within "
-          f"median {statistics.median(replied) * 1000:.0f} ms of the round's start "
-          f"(max {max(replied) * 1000:.0f} ms)")
+    print(
+        f"{args.rounds} rounds × {args.concurrency} concurrent signed `/modeldeck "
+        f"{args.command}` over HTTP ({len(ms)} requests)"
+    )
+    print(
+        f"time to ack   p50 {statistics.median(ms):6.1f} ms   p99 {percentile(ms, 99):6.1f} ms"
+        f"   max {max(ms):6.1f} ms   (budget p99 < 100 ms; Slack's limit 3000 ms)"
+    )
+    print(
+        f"bot process CPU: {cpu * 1000 / len(acks):.1f} ms per command (ack + lazy work + "
+        "reply + audit), all threads"
+    )
+    print(
+        f"all {args.concurrency} replies posted to response_url within "
+        f"median {statistics.median(replied) * 1000:.0f} ms of the round's start "
+        f"(max {max(replied) * 1000:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

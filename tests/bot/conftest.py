@@ -48,18 +48,35 @@ def bot_settings(tmp_path: Path, fake: FakeSlack, **overrides: Any) -> Settings:
     data: dict[str, Any] = {
         "dashboard_url": DASHBOARD,
         "environments": [
-            {"name": "staging", "cluster": "gpu-l4", "namespace": "ml-staging",
-             "aliases": ["stg"]},
-            {"name": "production", "cluster": "gpu-a100", "namespace": "ml-prod",
-             "aliases": ["prod"], "requires_previous": "staging", "approvals_required": 1,
-             "slack_channels": [OPS, ALERTS]},
+            {"name": "staging", "cluster": "gpu-l4", "namespace": "ml-staging", "aliases": ["stg"]},
+            {
+                "name": "production",
+                "cluster": "gpu-a100",
+                "namespace": "ml-prod",
+                "aliases": ["prod"],
+                "requires_previous": "staging",
+                "approvals_required": 1,
+                "slack_channels": [OPS, ALERTS],
+            },
         ],
-        "slack": {"bot_token": fake.token, "signing_secret": SIGNING_SECRET,
-                  "api_url": fake.url, "mode": "http", "approval_channel": APPROVALS,
-                  "alert_channel": ALERTS},
-        "roles": {"slack_users": {ADMIN: "admin", APPROVER: "approver", APPROVER2: "approver",
-                                  DEPLOYER: "deployer", VIEWER: "viewer"},
-                  "slack_groups": {APPROVER_GROUP: "approver"}},
+        "slack": {
+            "bot_token": fake.token,
+            "signing_secret": SIGNING_SECRET,
+            "api_url": fake.url,
+            "mode": "http",
+            "approval_channel": APPROVALS,
+            "alert_channel": ALERTS,
+        },
+        "roles": {
+            "slack_users": {
+                ADMIN: "admin",
+                APPROVER: "approver",
+                APPROVER2: "approver",
+                DEPLOYER: "deployer",
+                VIEWER: "viewer",
+            },
+            "slack_groups": {APPROVER_GROUP: "approver"},
+        },
     }
     data.update(overrides)
     return make_settings(tmp_path, **data)
@@ -72,12 +89,19 @@ def seed_world(engine: Engine, settings: Settings) -> None:
         environments.sync(session, settings)
         for version in ("1.0.0", "1.1.0", "1.2.0", "1.3.0"):
             registry.register_version(
-                session, model_name="fraud-detector", actor=SEED,
+                session,
+                model_name="fraud-detector",
+                actor=SEED,
                 data=ModelVersionCreate(version=version, metrics={"auc": 0.9}),
-                create_model_if_missing=ModelCreate(name="fraud-detector", team="risk"))
-        registry.register_version(session, model_name="churn-model", actor=SEED,
-                                  data=ModelVersionCreate(version="2.0.0"),
-                                  create_model_if_missing=ModelCreate(name="churn-model"))
+                create_model_if_missing=ModelCreate(name="fraud-detector", team="risk"),
+            )
+        registry.register_version(
+            session,
+            model_name="churn-model",
+            actor=SEED,
+            data=ModelVersionCreate(version="2.0.0"),
+            create_model_if_missing=ModelCreate(name="churn-model"),
+        )
         for version in ("1.0.0", "1.1.0"):
             deploy(session, settings, "fraud-detector", version, "staging")
             deploy(session, settings, "fraud-detector", version, "production")
@@ -85,11 +109,19 @@ def seed_world(engine: Engine, settings: Settings) -> None:
 
 
 def deploy(session: Session, settings: Settings, model: str, version: str, env: str) -> None:
-    dep = rollouts.promote(session, settings=settings, model=model, version=version,
-                           environment=env, actor=SEED, reason="seed")
+    dep = rollouts.promote(
+        session,
+        settings=settings,
+        model=model,
+        version=version,
+        environment=env,
+        actor=SEED,
+        reason="seed",
+    )
     if dep.state == "awaiting_approval":
-        dep = rollouts.approve(session, settings=settings, deployment_id=dep.id,
-                               actor=SEED_APPROVER)
+        dep = rollouts.approve(
+            session, settings=settings, deployment_id=dep.id, actor=SEED_APPROVER
+        )
     assert dep.state == "active", dep
 
 
@@ -110,9 +142,11 @@ class Bot:
         """Every row of every table but the audit log: "the database is unchanged"."""
         present = set(inspect(self.engine).get_table_names())
         with self.engine.connect() as conn:
-            return {t.name: [tuple(r) for r in conn.execute(sa_select(t)).all()]
-                    for t in metadata.sorted_tables
-                    if t.name in present and t.name != "audit_event"}
+            return {
+                t.name: [tuple(r) for r in conn.execute(sa_select(t)).all()]
+                for t in metadata.sorted_tables
+                if t.name in present and t.name != "audit_event"
+            }
 
     def audit(self, action: str | None = None) -> list[AuditEvent]:
         with self.session() as session:
@@ -125,8 +159,10 @@ class Bot:
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.usergroups = [{"id": APPROVER_GROUP, "users": [GROUPIE]},
-                           {"id": "S0OTHER", "users": [VIEWER]}]
+        fake.usergroups = [
+            {"id": APPROVER_GROUP, "users": [GROUPIE]},
+            {"id": "S0OTHER", "users": [VIEWER]},
+        ]
         yield fake
 
 
@@ -142,27 +178,45 @@ def bot(settings: Settings, sqlite_engine: Engine, fake_slack: FakeSlack) -> Ite
     with serve_asgi(http_app(app)) as url:
         workspace = SlackWorkspace(url, fake_slack)
         try:
-            yield Bot(url=url, settings=settings, engine=sqlite_engine, fake=fake_slack,
-                      slack=workspace)
+            yield Bot(
+                url=url, settings=settings, engine=sqlite_engine, fake=fake_slack, slack=workspace
+            )
         finally:
             workspace.close()
 
 
-def fire_alert(bot: Bot, *, model: str = "fraud-detector", version: str = "1.1.0",
-               env: str = "production", rule: str = "drift",
-               clock: Clock = utcnow) -> int:
+def fire_alert(
+    bot: Bot,
+    *,
+    model: str = "fraud-detector",
+    version: str = "1.1.0",
+    env: str = "production",
+    rule: str = "drift",
+    clock: Clock = utcnow,
+) -> int:
     """Fire an alert through the alerts service (it queues the Slack message); its id."""
     with bot.session() as session:
         m = registry.get_model(session, model)
         v = registry.get_version(session, m, version)
         e = environments.get(session, env)
-        alert = alerts.fire(session, settings=bot.settings, rule=rule,
-                            severity=Severity.critical,
-                            summary=f"input drift on {model} {version}: 4 of 10 columns",
-                            details={"metric": "share of drifted columns", "value": 0.4,
-                                     "threshold": 0.3, "window": "1h",
-                                     "drifted_columns": ["amount", "merchant", "country"]},
-                            model_id=m.id, version_id=v.id, environment_id=e.id, clock=clock)
+        alert = alerts.fire(
+            session,
+            settings=bot.settings,
+            rule=rule,
+            severity=Severity.critical,
+            summary=f"input drift on {model} {version}: 4 of 10 columns",
+            details={
+                "metric": "share of drifted columns",
+                "value": 0.4,
+                "threshold": 0.3,
+                "window": "1h",
+                "drifted_columns": ["amount", "merchant", "country"],
+            },
+            model_id=m.id,
+            version_id=v.id,
+            environment_id=e.id,
+            clock=clock,
+        )
         assert alert.id is not None
         return alert.id
 

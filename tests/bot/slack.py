@@ -24,42 +24,75 @@ SIGNING_SECRET = "4f1c0ffee7e57b0t5ecre7f0rmodeldeck"
 TEAM = "T0MODELDECK"
 
 
-def signed_headers(body: str, *, secret: str = SIGNING_SECRET,
-                   timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": str(signature),
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": str(signature),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
-def command_body(text: str, *, user: str, channel: str, response_url: str,
-                 trigger_id: str) -> str:
-    return urlencode({
-        "token": "legacy-verification-token", "team_id": TEAM, "team_domain": "modeldeck",
-        "channel_id": channel, "channel_name": channel.lower(), "user_id": user,
-        "user_name": user.lower(), "command": "/modeldeck", "text": text,
-        "api_app_id": "A0MODELDECK", "is_enterprise_install": "false",
-        "response_url": response_url, "trigger_id": trigger_id,
-    })
+def command_body(text: str, *, user: str, channel: str, response_url: str, trigger_id: str) -> str:
+    return urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": TEAM,
+            "team_domain": "modeldeck",
+            "channel_id": channel,
+            "channel_name": channel.lower(),
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/modeldeck",
+            "text": text,
+            "api_app_id": "A0MODELDECK",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    )
 
 
-def action_body(action_id: str, value: str, *, user: str, channel: str, message_ts: str,
-                response_url: str, trigger_id: str, ephemeral: bool = False) -> str:
+def action_body(
+    action_id: str,
+    value: str,
+    *,
+    user: str,
+    channel: str,
+    message_ts: str,
+    response_url: str,
+    trigger_id: str,
+    ephemeral: bool = False,
+) -> str:
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
         "api_app_id": "A0MODELDECK",
         "token": "legacy-verification-token",
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                      "is_ephemeral": ephemeral},
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": ephemeral,
+        },
         "trigger_id": trigger_id,
         "team": {"id": TEAM, "domain": "modeldeck"},
         "channel": {"id": channel, "name": channel.lower()},
         "message": {"type": "message", "ts": message_ts, "text": "", "user": "U0MODELBOT"},
         "response_url": response_url,
-        "actions": [{"action_id": action_id, "block_id": "b", "type": "button",
-                     "value": value, "text": {"type": "plain_text", "text": action_id},
-                     "action_ts": f"{time.time():.6f}"}],
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "b",
+                "type": "button",
+                "value": value,
+                "text": {"type": "plain_text", "text": action_id},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     return urlencode({"payload": json.dumps(payload)})
 
@@ -79,8 +112,11 @@ class Sent:
 
     def reply(self, count: int = 1, timeout: float = 10.0) -> SlackCall:
         """The `count`-th answer posted to this request's response_url (waits for it)."""
-        found = wait_until(lambda: len(self.replies()) >= count and self.replies(),
-                           timeout=timeout, what=f"{count} response_url post(s) for {self.key}")
+        found = wait_until(
+            lambda: len(self.replies()) >= count and self.replies(),
+            timeout=timeout,
+            what=f"{count} response_url post(s) for {self.key}",
+        )
         return list(found)[count - 1]
 
     def text(self, count: int = 1) -> str:
@@ -106,28 +142,49 @@ class SlackWorkspace:
     def close(self) -> None:
         self.http.close()
 
-    def post(self, body: str, *, headers: dict[str, str] | None = None,
-             key: str = "") -> Sent:
+    def post(self, body: str, *, headers: dict[str, str] | None = None, key: str = "") -> Sent:
         start = time.perf_counter()
-        response = self.http.post(self.url, content=body,
-                                  headers=headers or signed_headers(body, secret=self.secret))
-        return Sent(response.status_code, response.text, time.perf_counter() - start, key,
-                    self.fake)
+        response = self.http.post(
+            self.url, content=body, headers=headers or signed_headers(body, secret=self.secret)
+        )
+        return Sent(
+            response.status_code, response.text, time.perf_counter() - start, key, self.fake
+        )
 
-    def command(self, text: str, *, user: str, channel: str = "C0OPS",
-                trigger_id: str | None = None) -> Sent:
+    def command(
+        self, text: str, *, user: str, channel: str = "C0OPS", trigger_id: str | None = None
+    ) -> Sent:
         key = f"cmd-{uuid.uuid4().hex[:10]}"
-        body = command_body(text, user=user, channel=channel,
-                            response_url=self.fake.response_url(key),
-                            trigger_id=trigger_id or f"trig.{uuid.uuid4().hex}")
+        body = command_body(
+            text,
+            user=user,
+            channel=channel,
+            response_url=self.fake.response_url(key),
+            trigger_id=trigger_id or f"trig.{uuid.uuid4().hex}",
+        )
         return self.post(body, key=key)
 
-    def click(self, action_id: str, value: str, *, user: str, channel: str, message_ts: str,
-              ephemeral: bool = False) -> Sent:
+    def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str,
+        channel: str,
+        message_ts: str,
+        ephemeral: bool = False,
+    ) -> Sent:
         key = f"act-{uuid.uuid4().hex[:10]}"
-        body = action_body(action_id, value, user=user, channel=channel, message_ts=message_ts,
-                           response_url=self.fake.response_url(key),
-                           trigger_id=f"trig.{uuid.uuid4().hex}", ephemeral=ephemeral)
+        body = action_body(
+            action_id,
+            value,
+            user=user,
+            channel=channel,
+            message_ts=message_ts,
+            response_url=self.fake.response_url(key),
+            trigger_id=f"trig.{uuid.uuid4().hex}",
+            ephemeral=ephemeral,
+        )
         return self.post(body, key=key)
 
 

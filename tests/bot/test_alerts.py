@@ -25,8 +25,13 @@ def alert_row(bot: Bot, alert_id: int) -> Alert:
 
 def rollbacks(bot: Bot) -> list[Deployment]:
     with bot.session() as session:
-        return list(session.exec(select(Deployment).where(
-            Deployment.kind == DeploymentKind.rollback).order_by(col(Deployment.id))).all())
+        return list(
+            session.exec(
+                select(Deployment)
+                .where(Deployment.kind == DeploymentKind.rollback)
+                .order_by(col(Deployment.id))
+            ).all()
+        )
 
 
 def test_an_alert_explains_itself_and_offers_buttons(bot: Bot) -> None:
@@ -36,11 +41,20 @@ def test_an_alert_explains_itself_and_offers_buttons(bot: Bot) -> None:
     text = text_of(message)
     assert ":rotating_light: CRITICAL: drift on fraud-detector (production)" in text
     assert "input drift on fraud-detector 1.1.0" in text
-    for fact in ("*metric*: share of drifted columns", "*value*: 0.4", "*threshold*: 0.3",
-                 "*window*: 1h", "*drifted columns*: amount, merchant, country"):
+    for fact in (
+        "*metric*: share of drifted columns",
+        "*value*: 0.4",
+        "*threshold*: 0.3",
+        "*window*: 1h",
+        "*drifted columns*: amount, merchant, country",
+    ):
         assert fact in text
-    rollback = next(e for b in message.blocks or [] for e in b.get("elements", [])
-                    if e.get("action_id") == ActionId.rollback)
+    rollback = next(
+        e
+        for b in message.blocks or []
+        for e in b.get("elements", [])
+        if e.get("action_id") == ActionId.rollback
+    )
     assert rollback["style"] == "danger" and rollback["value"] == str(alert_id)
     assert "Roll back *fraud-detector* in *production*" in rollback["confirm"]["text"]["text"]
     assert "Snooze 1h" in text
@@ -72,8 +86,9 @@ def test_roll_back_button_rechecks_role_channel_and_state(bot: Bot) -> None:
     before = bot.snapshot()
     viewer = click(bot, message, ActionId.rollback, VIEWER)
     assert "roll back models needs the deployer role" in viewer.text()
-    elsewhere = bot.slack.click(ActionId.rollback, str(alert_id), user=DEPLOYER, channel=RANDOM,
-                                message_ts=message.ts)
+    elsewhere = bot.slack.click(
+        ActionId.rollback, str(alert_id), user=DEPLOYER, channel=RANDOM, message_ts=message.ts
+    )
     assert "production can only be changed from its bound Slack channels" in elsewhere.text()
     assert bot.snapshot() == before
 
@@ -97,8 +112,14 @@ def test_a_resolved_alert_updates_its_message_and_its_buttons_go_stale(bot: Bot)
     message = posted(bot, ALERTS, f"alert #{alert_id}")
     row = alert_row(bot, alert_id)
     with bot.session() as session:
-        alerts.resolve(session, settings=bot.settings, rule="drift", model_id=row.model_id,
-                       version_id=row.version_id, environment_id=row.environment_id)
+        alerts.resolve(
+            session,
+            settings=bot.settings,
+            rule="drift",
+            model_id=row.model_id,
+            version_id=row.version_id,
+            environment_id=row.environment_id,
+        )
     drain(bot)
     current = bot.fake.message(ALERTS, message.ts)
     assert current.updates == 1
@@ -114,8 +135,11 @@ def test_a_resolved_alert_updates_its_message_and_its_buttons_go_stale(bot: Bot)
 
 
 def alert_posts(bot: Bot, alert_id: int) -> list[object]:
-    return [c for c in bot.fake.calls_to("chat.postMessage", ok_only=True)
-            if f"alert #{alert_id}" in str(c.args.get("blocks"))]
+    return [
+        c
+        for c in bot.fake.calls_to("chat.postMessage", ok_only=True)
+        if f"alert #{alert_id}" in str(c.args.get("blocks"))
+    ]
 
 
 def outbox_of(bot: Bot, alert_id: int) -> OutboxMessage:
@@ -143,8 +167,7 @@ def test_slack_down_when_an_alert_is_due_delivers_it_later_once(bot: Bot) -> Non
     assert outbox_of(bot, alert_id).status == OutboxStatus.sent
 
 
-def test_rate_limited_when_an_alert_is_due_honours_retry_after_and_delivers_once(
-        bot: Bot) -> None:
+def test_rate_limited_when_an_alert_is_due_honours_retry_after_and_delivers_once(bot: Bot) -> None:
     clock = FixedClock(utcnow())
     drain(bot, clock)
     alert_id = fire_alert(bot, clock=clock)

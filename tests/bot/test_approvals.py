@@ -28,8 +28,9 @@ from tests.utils.servers import wait_until
 
 def request_approval(bot: Bot, requester: str = DEPLOYER) -> tuple[int, Posted]:
     """Someone asks for fraud-detector 1.2.0 in production; the outbox posts the request."""
-    sent = bot.slack.command("promote fraud-detector 1.2.0 to prod because recall +4%",
-                             user=requester)
+    sent = bot.slack.command(
+        "promote fraud-detector 1.2.0 to prod because recall +4%", user=requester
+    )
     assert "Approval needed" in sent.text()
     with bot.session() as session:
         dep = session.exec(select(Deployment).order_by(col(Deployment.id).desc())).first()
@@ -41,9 +42,11 @@ def request_approval(bot: Bot, requester: str = DEPLOYER) -> tuple[int, Posted]:
 
 def posted(bot: Bot, channel: str, marker: str) -> Posted:
     """A copy of the message as first posted: what a person still sees on a slow phone."""
+
     def find() -> Posted | None:
-        return next((m for m in bot.fake.messages if m.channel == channel
-                     and marker in text_of(m)), None)
+        return next(
+            (m for m in bot.fake.messages if m.channel == channel and marker in text_of(m)), None
+        )
 
     found: Posted = wait_until(find, what=f"a message with {marker!r} in {channel}")
     return copy.deepcopy(found)
@@ -55,14 +58,14 @@ def text_of(message: Posted) -> str:
 
 def click(bot: Bot, message: Posted, action: ActionId, user: str) -> Sent:
     value = button(message.blocks, action)["value"]
-    return bot.slack.click(action, value, user=user, channel=message.channel,
-                           message_ts=message.ts)
+    return bot.slack.click(action, value, user=user, channel=message.channel, message_ts=message.ts)
 
 
 def approvals(bot: Bot, deployment_id: int) -> list[Approval]:
     with bot.session() as session:
-        return list(session.exec(select(Approval).where(
-            Approval.deployment_id == deployment_id)).all())
+        return list(
+            session.exec(select(Approval).where(Approval.deployment_id == deployment_id)).all()
+        )
 
 
 def state(bot: Bot, deployment_id: int) -> DeploymentState:
@@ -84,8 +87,10 @@ def test_the_request_shows_who_what_why_and_the_buttons(bot: Bot) -> None:
     assert approve["value"] == reject["value"] == str(dep_id)
     assert approve["style"] == "primary" and reject["style"] == "danger"
     assert reject["confirm"]["confirm"]["text"] == "Reject"  # a confirm dialog first
-    assert button(message.blocks, ActionId.open_dashboard)["url"] == \
-        "https://dash.example.org/model?model=fraud-detector&env=production"
+    assert (
+        button(message.blocks, ActionId.open_dashboard)["url"]
+        == "https://dash.example.org/model?model=fraud-detector&env=production"
+    )
 
 
 def test_approve_rechecks_role_and_the_two_person_rule_then_updates_in_place(bot: Bot) -> None:
@@ -102,8 +107,10 @@ def test_approve_rechecks_role_and_the_two_person_rule_then_updates_in_place(bot
 
     bob = click(bot, message, ActionId.approve, APPROVER)
     assert bob.status == 200 and bob.elapsed < 1.0
-    wait_until(lambda: bot.fake.message(message.channel, message.ts).updates == 1,
-               what="the request redrawn with chat.update")
+    wait_until(
+        lambda: bot.fake.message(message.channel, message.ts).updates == 1,
+        what="the request redrawn with chat.update",
+    )
     redrawn = bot.fake.message(message.channel, message.ts)
     text = text_of(redrawn)
     assert ":white_check_mark: <@U0BOB> approved" in text and "active" in text
@@ -118,11 +125,16 @@ def test_approve_rechecks_role_and_the_two_person_rule_then_updates_in_place(bot
     assert "This request was already decided (<@U0BOB> approved)" in stale.text()
     assert "is active now. Nothing changed." in stale.text()
     assert [a.approver for a in approvals(bot, dep_id)] == ["slack:U0BOB"]
-    events = wait_until(lambda: len(bot.audit("slack.action")) >= 4 and
-                        bot.audit("slack.action"), what="4 audited clicks")
+    events = wait_until(
+        lambda: len(bot.audit("slack.action")) >= 4 and bot.audit("slack.action"),
+        what="4 audited clicks",
+    )
     assert [(e.actor, e.after["outcome"]) for e in events] == [
-        ("slack:U0FRANK", "refused"), ("slack:U0DAVE", "refused"), ("slack:U0BOB", "ok"),
-        ("slack:U0ALICE", "refused")]
+        ("slack:U0FRANK", "refused"),
+        ("slack:U0DAVE", "refused"),
+        ("slack:U0BOB", "ok"),
+        ("slack:U0ALICE", "refused"),
+    ]
     assert all(e.after["action_id"] == ActionId.approve for e in events)
 
 
@@ -133,8 +145,10 @@ def test_a_double_click_on_approve_changes_the_state_once(bot: Bot) -> None:
     def press(user: str) -> None:
         answers.append(click(bot, message, ActionId.approve, user))
 
-    threads = [threading.Thread(target=press, args=(u,))
-               for u in (APPROVER, APPROVER, APPROVER2, APPROVER2)]
+    threads = [
+        threading.Thread(target=press, args=(u,))
+        for u in (APPROVER, APPROVER, APPROVER2, APPROVER2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -147,16 +161,19 @@ def test_a_double_click_on_approve_changes_the_state_once(bot: Bot) -> None:
     assert len(texts) == 3 and all("already decided" in t for t in texts), texts
     assert len(approvals(bot, dep_id)) == 1
     with bot.session() as session:
-        decided = session.exec(select(AuditEvent).where(
-            AuditEvent.action == "deployment.approve")).all()
+        decided = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "deployment.approve")
+        ).all()
     assert len([e for e in decided if e.target.endswith(f"deployment:{dep_id}")]) == 1
 
 
 def test_reject_updates_the_message_and_ends_the_request(bot: Bot) -> None:
     dep_id, message = request_approval(bot)
     click(bot, message, ActionId.reject, APPROVER)
-    wait_until(lambda: bot.fake.message(message.channel, message.ts).updates == 1,
-               what="the request redrawn")
+    wait_until(
+        lambda: bot.fake.message(message.channel, message.ts).updates == 1,
+        what="the request redrawn",
+    )
     text = text_of(bot.fake.message(message.channel, message.ts))
     assert ":no_entry: <@U0BOB> rejected" in text and "rejected" in text
     assert state(bot, dep_id) == DeploymentState.rejected
@@ -176,10 +193,12 @@ def test_a_damaged_or_forged_button_value_changes_nothing(bot: Bot) -> None:
     dep_id, message = request_approval(bot)
     before = bot.snapshot()
     for value in (f"{dep_id}; DROP TABLE deployment", "", "99999999999999999999"):
-        sent = bot.slack.click(ActionId.approve, value, user=APPROVER, channel=APPROVALS,
-                               message_ts=message.ts)
+        sent = bot.slack.click(
+            ActionId.approve, value, user=APPROVER, channel=APPROVALS, message_ts=message.ts
+        )
         assert "this button is damaged" in sent.text()
-    missing = bot.slack.click(ActionId.approve, "424242", user=APPROVER, channel=APPROVALS,
-                              message_ts=message.ts)
+    missing = bot.slack.click(
+        ActionId.approve, "424242", user=APPROVER, channel=APPROVALS, message_ts=message.ts
+    )
     assert "no deployment with id 424242" in missing.text()
     assert bot.snapshot() == before

@@ -26,14 +26,23 @@ def world(settings: Settings, sqlite_engine: Engine) -> Session:
 
 
 def render(session: Session, settings: Settings, kind: str, **payload: object) -> dict[str, object]:
-    return blocks.render(session, settings, OutboxMessage(channel="slack", kind=kind,
-                                                          payload=dict(payload)))
+    return blocks.render(
+        session, settings, OutboxMessage(channel="slack", kind=kind, payload=dict(payload))
+    )
 
 
-def test_an_approval_request_is_drawn_from_the_state_at_delivery(world: Session,
-                                                                 settings: Settings) -> None:
-    dep = rollouts.promote(world, settings=settings, model="fraud-detector", version="1.2.0",
-                           environment="production", actor=SEED, reason="<" * 1999)
+def test_an_approval_request_is_drawn_from_the_state_at_delivery(
+    world: Session, settings: Settings
+) -> None:
+    dep = rollouts.promote(
+        world,
+        settings=settings,
+        model="fraud-detector",
+        version="1.2.0",
+        environment="production",
+        actor=SEED,
+        reason="<" * 1999,
+    )
     waiting = render(world, settings, "approval_request", deployment_id=dep.id, text="old")
     assert has_button(waiting["blocks"], ActionId.approve)  # type: ignore[arg-type]
     reason = next(b for b in waiting["blocks"] if "*Reason*" in json.dumps(b))  # type: ignore[attr-defined]
@@ -46,8 +55,9 @@ def test_an_approval_request_is_drawn_from_the_state_at_delivery(world: Session,
 
 
 @pytest.mark.parametrize("kind", ["deployment_update", "rollout_update"])
-def test_rollout_updates_render_the_deployment(world: Session, settings: Settings,
-                                               kind: str) -> None:
+def test_rollout_updates_render_the_deployment(
+    world: Session, settings: Settings, kind: str
+) -> None:
     dep = world.exec(select(Deployment).order_by(col(Deployment.id).desc())).first()
     assert dep is not None
     rendered = render(world, settings, kind, deployment_id=dep.id)
@@ -64,7 +74,8 @@ def test_every_block_is_within_slack_limits(world: Session, settings: Settings) 
 
 
 def test_unknown_kinds_fall_back_to_their_text_and_missing_rows_say_so(
-        world: Session, settings: Settings) -> None:
+    world: Session, settings: Settings
+) -> None:
     fallback = render(world, settings, "something_new", text="hello <team>")
     assert fallback["text"] == "hello <team>"
     assert "hello &lt;team&gt;" in json.dumps(fallback["blocks"])

@@ -37,9 +37,12 @@ def refused(bot: Bot, sent: Sent, before: dict[str, Any], *phrases: str) -> str:
     for phrase in phrases:
         assert phrase in text, f"{phrase!r} not in {text[:600]}"
     assert bot.snapshot() == before
-    event = wait_until(lambda: [e for e in bot.audit("slack.command")
-                                if e.after and e.after.get("outcome") == "refused"],
-                       what="the refused command in the audit log")[-1]
+    event = wait_until(
+        lambda: [
+            e for e in bot.audit("slack.command") if e.after and e.after.get("outcome") == "refused"
+        ],
+        what="the refused command in the audit log",
+    )[-1]
     assert event.actor.startswith("slack:U0") and event.via == "slack"
     return text
 
@@ -54,8 +57,18 @@ def deployments(bot: Bot) -> list[Deployment]:
 
 def test_help_lists_every_verb_with_an_example(bot: Bot) -> None:
     text = bot.slack.command("", user=NOBODY).text()
-    for verb in ("models", "status", "versions", "promote", "rollback", "history", "drift",
-                 "alerts", "snooze", "whoami"):
+    for verb in (
+        "models",
+        "status",
+        "versions",
+        "promote",
+        "rollback",
+        "history",
+        "drift",
+        "alerts",
+        "snooze",
+        "whoami",
+    ):
         assert f"/modeldeck {verb}" in text
     assert "e.g. `/modeldeck promote fraud-detector 1.4.0 to prod" in text
 
@@ -86,20 +99,36 @@ def test_whoami_shows_role_from_user_or_group(bot: Bot) -> None:
 
 
 def test_drift_shows_the_latest_check_per_environment(bot: Bot) -> None:
-    prod = next(d for d in deployments(bot) if d.state == DeploymentState.active
-                and d.environment_id == 2)
+    prod = next(
+        d for d in deployments(bot) if d.state == DeploymentState.active and d.environment_id == 2
+    )
     now = datetime.now(UTC)
     with bot.session() as session:
-        for hours, status, columns in ((2, CheckStatus.ok, {}),
-                                       (1, CheckStatus.fail,
-                                        {"amount": {"drift_detected": True, "drift_score": 0.4},
-                                         "country": {"drift_detected": True, "drift_score": 0.9},
-                                         "age": {"drift_detected": False}})):
+        for hours, status, columns in (
+            (2, CheckStatus.ok, {}),
+            (
+                1,
+                CheckStatus.fail,
+                {
+                    "amount": {"drift_detected": True, "drift_score": 0.4},
+                    "country": {"drift_detected": True, "drift_score": 0.9},
+                    "age": {"drift_detected": False},
+                },
+            ),
+        ):
             assert prod.id is not None
-            session.add(CheckResult(deployment_id=prod.id, kind=CheckKind.drift,
-                                    window_start=now - timedelta(hours=hours + 1),
-                                    window_end=now - timedelta(hours=hours), status=status,
-                                    score=0.67, details={"columns": columns}, rows=5000))
+            session.add(
+                CheckResult(
+                    deployment_id=prod.id,
+                    kind=CheckKind.drift,
+                    window_start=now - timedelta(hours=hours + 1),
+                    window_end=now - timedelta(hours=hours),
+                    status=status,
+                    score=0.67,
+                    details={"columns": columns},
+                    rows=5000,
+                )
+            )
         session.commit()
     text = bot.slack.command("drift fraud-detector prod", user=VIEWER).text()
     assert "*production* `1.1.0`" in text and "fail" in text
@@ -120,62 +149,92 @@ def test_alerts_lists_open_alerts(bot: Bot) -> None:
 # --- bad input ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, phrases", [
-    ("frobnicate everything", ["I don't know the command `frobnicate`", "/modeldeck help"]),
-    ("promte fraud-detector 1.3.0 to staging", ["did you mean `promote`"]),
-    ("promote fraud-detector", ["`promote` needs a version",
-                                "/modeldeck promote MODEL VERSION to ENV"]),
-    ("rollback", ["`rollback` needs a model name", "rollback MODEL in ENV"]),
-    ("snooze 12", ["`snooze` needs a duration", "2h"]),
-    ("status fraud", ["no model named 'fraud'", "did you mean fraud-detector?"]),
-    ("promote fraud-detector 9.9.9 to staging", ["has no version '9.9.9'", "latest: 1.3.0"]),
-    ("promote fraud-detector 1.3.0 to moon", ["no environment named 'moon'",
-                                             "known: production, staging"]),
-    ("history fraud-detector in moon", ["no environment named 'moon'"]),
-    ("snooze 4242 2h", ["no alert with id 4242"]),
-])
-def test_bad_input_is_explained_and_changes_nothing(bot: Bot, text: str,
-                                                    phrases: list[str]) -> None:
+@pytest.mark.parametrize(
+    "text, phrases",
+    [
+        ("frobnicate everything", ["I don't know the command `frobnicate`", "/modeldeck help"]),
+        ("promte fraud-detector 1.3.0 to staging", ["did you mean `promote`"]),
+        (
+            "promote fraud-detector",
+            ["`promote` needs a version", "/modeldeck promote MODEL VERSION to ENV"],
+        ),
+        ("rollback", ["`rollback` needs a model name", "rollback MODEL in ENV"]),
+        ("snooze 12", ["`snooze` needs a duration", "2h"]),
+        ("status fraud", ["no model named 'fraud'", "did you mean fraud-detector?"]),
+        ("promote fraud-detector 9.9.9 to staging", ["has no version '9.9.9'", "latest: 1.3.0"]),
+        (
+            "promote fraud-detector 1.3.0 to moon",
+            ["no environment named 'moon'", "known: production, staging"],
+        ),
+        ("history fraud-detector in moon", ["no environment named 'moon'"]),
+        ("snooze 4242 2h", ["no alert with id 4242"]),
+    ],
+)
+def test_bad_input_is_explained_and_changes_nothing(
+    bot: Bot, text: str, phrases: list[str]
+) -> None:
     before = bot.snapshot()
     refused(bot, bot.slack.command(text, user=ADMIN), before, *phrases)
 
 
 def test_a_user_without_a_role_can_only_ask_for_help(bot: Bot) -> None:
     before = bot.snapshot()
-    refused(bot, bot.slack.command("status", user=NOBODY), before,
-            "slack:U0ERIN has no modeldeck role", "ask an admin")
-    refused(bot, bot.slack.command("promote fraud-detector 1.3.0 to staging", user=NOBODY),
-            before, "has no modeldeck role")
+    refused(
+        bot,
+        bot.slack.command("status", user=NOBODY),
+        before,
+        "slack:U0ERIN has no modeldeck role",
+        "ask an admin",
+    )
+    refused(
+        bot,
+        bot.slack.command("promote fraud-detector 1.3.0 to staging", user=NOBODY),
+        before,
+        "has no modeldeck role",
+    )
 
 
 def test_a_viewer_cannot_promote(bot: Bot) -> None:
     before = bot.snapshot()
-    refused(bot, bot.slack.command("promote fraud-detector 1.3.0 to staging", user=VIEWER),
-            before, ":no_entry:", "promote models needs the deployer role", "is viewer")
+    refused(
+        bot,
+        bot.slack.command("promote fraud-detector 1.3.0 to staging", user=VIEWER),
+        before,
+        ":no_entry:",
+        "promote models needs the deployer role",
+        "is viewer",
+    )
 
 
 def test_a_promote_from_an_unbound_channel_is_refused_with_the_reason(bot: Bot) -> None:
     before = bot.snapshot()
-    refused(bot, bot.slack.command("promote fraud-detector 1.2.0 to prod", user=DEPLOYER,
-                                   channel=RANDOM),
-            before, "production can only be changed from its bound Slack channels",
-            f"<#{OPS}>")
+    refused(
+        bot,
+        bot.slack.command("promote fraud-detector 1.2.0 to prod", user=DEPLOYER, channel=RANDOM),
+        before,
+        "production can only be changed from its bound Slack channels",
+        f"<#{OPS}>",
+    )
 
 
 # --- changing -----------------------------------------------------------------------------
 
 
 def test_promote_without_approval_goes_live_and_tells_the_channel(bot: Bot) -> None:
-    sent = bot.slack.command("promote fraud-detector 1.3.0 to stg because new features",
-                             user=DEPLOYER, channel=RANDOM)
+    sent = bot.slack.command(
+        "promote fraud-detector 1.3.0 to stg because new features", user=DEPLOYER, channel=RANDOM
+    )
     reply = sent.reply()
     assert reply.args["response_type"] == "in_channel"
     text = sent.text()
     assert "Promote fraud-detector 1.3.0 → staging" in text and "(from 1.2.0)" in text
     assert "active" in text and "<@U0CAROL>" in text and "new features" in text
     latest = deployments(bot)[-1]
-    assert (latest.state, latest.requested_by, latest.requested_via) == \
-        (DeploymentState.active, "slack:U0CAROL", "slack")
+    assert (latest.state, latest.requested_by, latest.requested_via) == (
+        DeploymentState.active,
+        "slack:U0CAROL",
+        "slack",
+    )
     event = wait_until(lambda: bot.audit("slack.command")[-1:], what="audit")[0]
     assert event.actor == "slack:U0CAROL" and event.after["outcome"] == "ok"
     assert event.after["deployment_id"] == latest.id
@@ -183,8 +242,9 @@ def test_promote_without_approval_goes_live_and_tells_the_channel(bot: Bot) -> N
 
 
 def test_promote_needing_approval_queues_the_request_with_the_reason(bot: Bot) -> None:
-    sent = bot.slack.command("promote fraud-detector 1.2.0 to prod because recall +4%",
-                             user=DEPLOYER)
+    sent = bot.slack.command(
+        "promote fraud-detector 1.2.0 to prod because recall +4%", user=DEPLOYER
+    )
     text = sent.text()
     assert "Approval needed: Promote fraud-detector 1.2.0 → production" in text
     assert "Approval requested in <#C0APPROVALS>" in text and "recall +4%" in text
@@ -192,16 +252,19 @@ def test_promote_needing_approval_queues_the_request_with_the_reason(bot: Bot) -
     latest = deployments(bot)[-1]
     assert latest.state == DeploymentState.awaiting_approval and latest.reason == "recall +4%"
     with bot.session() as session:
-        queued = session.exec(select(OutboxMessage).where(
-            OutboxMessage.kind == "approval_request")).all()
+        queued = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "approval_request")
+        ).all()
     assert [m.payload["deployment_id"] for m in queued].count(latest.id) == 1
 
 
 def test_a_retried_slash_command_promotes_once(bot: Bot) -> None:
-    first = bot.slack.command("promote fraud-detector 1.3.0 to staging", user=DEPLOYER,
-                              trigger_id="trig.same")
-    again = bot.slack.command("promote fraud-detector 1.3.0 to staging", user=DEPLOYER,
-                              trigger_id="trig.same")
+    first = bot.slack.command(
+        "promote fraud-detector 1.3.0 to staging", user=DEPLOYER, trigger_id="trig.same"
+    )
+    again = bot.slack.command(
+        "promote fraud-detector 1.3.0 to staging", user=DEPLOYER, trigger_id="trig.same"
+    )
     answers = first.text(), again.text()
     promoted = [d for d in deployments(bot) if d.idempotency_key == "slack:promote:trig.same"]
     assert len(promoted) == 1
@@ -211,26 +274,42 @@ def test_a_retried_slash_command_promotes_once(bot: Bot) -> None:
 
 def test_rollback_asks_for_confirmation_then_rolls_back(bot: Bot) -> None:
     before = bot.snapshot()
-    sent = bot.slack.command("rollback fraud-detector in prod because p99 latency doubled",
-                             user=DEPLOYER)
+    sent = bot.slack.command(
+        "rollback fraud-detector in prod because p99 latency doubled", user=DEPLOYER
+    )
     ask = sent.reply()
     assert ask.args["response_type"] == "ephemeral"
     assert "Roll back *fraud-detector* in *production* from `1.1.0` to `1.0.0`?" in sent.text()
     assert bot.snapshot() == before  # nothing happens before the confirmation
     confirm = button(ask.args, ActionId.confirm_rollback)
-    click = bot.slack.click(ActionId.confirm_rollback, confirm["value"], user=DEPLOYER,
-                            channel=OPS, message_ts="1700000000.000001", ephemeral=True)
+    click = bot.slack.click(
+        ActionId.confirm_rollback,
+        confirm["value"],
+        user=DEPLOYER,
+        channel=OPS,
+        message_ts="1700000000.000001",
+        ephemeral=True,
+    )
     assert click.status == 200
     assert click.reply(1).args.get("delete_original") is True
     done = click.reply(2)
     assert done.args["response_type"] == "in_channel"
     assert "Roll back fraud-detector in production to 1.0.0" in click.text(2)
     latest = deployments(bot)[-1]
-    assert (latest.kind, latest.state, latest.reason) == \
-        ("rollback", DeploymentState.active, "p99 latency doubled")
+    assert (latest.kind, latest.state, latest.reason) == (
+        "rollback",
+        DeploymentState.active,
+        "p99 latency doubled",
+    )
     # The same confirmation clicked again (a double click) does not roll back twice.
-    again = bot.slack.click(ActionId.confirm_rollback, confirm["value"], user=DEPLOYER,
-                            channel=OPS, message_ts="1700000000.000001", ephemeral=True)
+    again = bot.slack.click(
+        ActionId.confirm_rollback,
+        confirm["value"],
+        user=DEPLOYER,
+        channel=OPS,
+        message_ts="1700000000.000001",
+        ephemeral=True,
+    )
     again.reply(2)
     assert len([d for d in deployments(bot) if d.kind == "rollback"]) == 1
 
@@ -238,12 +317,24 @@ def test_rollback_asks_for_confirmation_then_rolls_back(bot: Bot) -> None:
 def test_rollback_cancel_and_viewer_confirmation_change_nothing(bot: Bot) -> None:
     before = bot.snapshot()
     ask = bot.slack.command("rollback fraud-detector in prod", user=VIEWER).reply()
-    cancel = bot.slack.click(ActionId.cancel, "cancel", user=VIEWER, channel=OPS,
-                             message_ts="1700000000.000002", ephemeral=True)
+    cancel = bot.slack.click(
+        ActionId.cancel,
+        "cancel",
+        user=VIEWER,
+        channel=OPS,
+        message_ts="1700000000.000002",
+        ephemeral=True,
+    )
     assert "Cancelled; nothing changed." in cancel.text()
     confirm = button(ask.args, ActionId.confirm_rollback)
-    click = bot.slack.click(ActionId.confirm_rollback, confirm["value"], user=VIEWER,
-                            channel=OPS, message_ts="1700000000.000002", ephemeral=True)
+    click = bot.slack.click(
+        ActionId.confirm_rollback,
+        confirm["value"],
+        user=VIEWER,
+        channel=OPS,
+        message_ts="1700000000.000002",
+        ephemeral=True,
+    )
     assert "roll back models needs the deployer role" in click.text()
     assert click.reply().args["response_type"] == "ephemeral"
     assert bot.snapshot() == before
@@ -252,10 +343,18 @@ def test_rollback_cancel_and_viewer_confirmation_change_nothing(bot: Bot) -> Non
 def test_snooze_by_command(bot: Bot) -> None:
     alert_id = fire_alert(bot)
     before = bot.snapshot()
-    refused(bot, bot.slack.command(f"snooze {alert_id} 2h", user=VIEWER), before,
-            "snooze alerts needs the deployer role")
-    refused(bot, bot.slack.command(f"snooze {alert_id} 45d", user=DEPLOYER), before,
-            "longer than the 30-day maximum")
+    refused(
+        bot,
+        bot.slack.command(f"snooze {alert_id} 2h", user=VIEWER),
+        before,
+        "snooze alerts needs the deployer role",
+    )
+    refused(
+        bot,
+        bot.slack.command(f"snooze {alert_id} 45d", user=DEPLOYER),
+        before,
+        "longer than the 30-day maximum",
+    )
     sent = bot.slack.command(f"snooze #{alert_id} for 2 hours", user=DEPLOYER)
     assert "<@U0CAROL> snoozed this alert for 2h" in sent.text()
     with bot.session() as session:

@@ -30,14 +30,20 @@ def test_a_signed_command_is_acked_at_once_and_answered_after(bot: Bot) -> None:
 
 
 def _body(bot: Bot, key: str, text: str = "promote fraud-detector 1.3.0 to staging") -> str:
-    return command_body(text, user=ADMIN, channel="C0OPS", response_url=bot.fake.response_url(key),
-                        trigger_id=f"trig.{key}")
+    return command_body(
+        text,
+        user=ADMIN,
+        channel="C0OPS",
+        response_url=bot.fake.response_url(key),
+        trigger_id=f"trig.{key}",
+    )
 
 
-@pytest.mark.parametrize("case", ["wrong secret", "tampered body", "no signature",
-                                  "replayed timestamp", "future timestamp"])
-def test_unverifiable_requests_are_refused_with_401_and_change_nothing(bot: Bot,
-                                                                        case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    ["wrong secret", "tampered body", "no signature", "replayed timestamp", "future timestamp"],
+)
+def test_unverifiable_requests_are_refused_with_401_and_change_nothing(bot: Bot, case: str) -> None:
     before = bot.snapshot()
     body = _body(bot, "forged")
     headers = signed_headers(body)
@@ -58,24 +64,28 @@ def test_unverifiable_requests_are_refused_with_401_and_change_nothing(bot: Bot,
     assert "1.1.0" in bot.slack.command("status fraud-detector", user=VIEWER).text()
     assert bot.fake.responses("forged") == []
     assert bot.snapshot() == before
-    assert [e for e in bot.audit() if e.action.startswith("slack.") and "promote" in
-            str(e.after)] == []
+    assert [
+        e for e in bot.audit() if e.action.startswith("slack.") and "promote" in str(e.after)
+    ] == []
 
 
 def test_healthz(bot: Bot) -> None:
     assert httpx.get(f"{bot.url}/healthz").json()["status"] == "ok"
 
 
-def test_http_mode_without_a_signing_secret_refuses_to_start(settings: Settings,
-                                                              sqlite_engine: Engine) -> None:
-    unsigned = settings.model_copy(update={"slack": settings.slack.model_copy(
-        update={"signing_secret": None})})
+def test_http_mode_without_a_signing_secret_refuses_to_start(
+    settings: Settings, sqlite_engine: Engine
+) -> None:
+    unsigned = settings.model_copy(
+        update={"slack": settings.slack.model_copy(update={"signing_secret": None})}
+    )
     with pytest.raises(ConfigError, match="signing_secret"):
         create_app(unsigned, sqlite_engine, http=True)
 
 
-def test_mounted_on_the_api_app(settings: Settings, sqlite_engine: Engine,
-                                fake_slack: FakeSlack) -> None:
+def test_mounted_on_the_api_app(
+    settings: Settings, sqlite_engine: Engine, fake_slack: FakeSlack
+) -> None:
     """`modeldeck bot --with-api`: one port serves the REST API and /slack/events."""
     seed_world(sqlite_engine, settings)
     api = create_api(settings, engine=sqlite_engine)
@@ -95,9 +105,11 @@ def test_mounted_on_the_api_app(settings: Settings, sqlite_engine: Engine,
 
 
 def test_a_wrong_token_or_unreachable_slack_stops_the_start_with_a_clear_error(
-        settings: Settings, sqlite_engine: Engine, fake_slack: FakeSlack) -> None:
-    wrong = settings.model_copy(update={"slack": settings.slack.model_copy(
-        update={"bot_token": SecretStr("xoxb-revoked")})})
+    settings: Settings, sqlite_engine: Engine, fake_slack: FakeSlack
+) -> None:
+    wrong = settings.model_copy(
+        update={"slack": settings.slack.model_copy(update={"bot_token": SecretStr("xoxb-revoked")})}
+    )
     with pytest.raises(ConfigError, match="Slack refused the bot token.*invalid_auth"):
         create_app(wrong, sqlite_engine, http=True)
     fake_slack.go_down("refuse")

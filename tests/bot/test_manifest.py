@@ -11,8 +11,12 @@ from modeldeck.bot.ids import COMMAND
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack" / "manifest.yaml"
 # Web API methods the bot and the outbox call, and the bot scope each needs.
-NEEDED = {"slash command": "commands", "chat.postMessage": "chat:write",
-          "chat.update": "chat:write", "usergroups.list": "usergroups:read"}
+NEEDED = {
+    "slash command": "commands",
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "usergroups.list": "usergroups:read",
+}
 
 
 def manifest() -> dict[str, Any]:
@@ -38,6 +42,9 @@ def test_every_call_the_bot_makes_has_its_scope() -> None:
 
 def test_http_mode_urls_point_at_the_events_path() -> None:
     text = MANIFEST.read_text(encoding="utf-8")
-    urls = [line.split(":", 1)[1].strip() for line in text.splitlines()
-            if line.strip().startswith(("# url:", "# request_url:"))]
+    urls = [
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.strip().startswith(("# url:", "# request_url:"))
+    ]
     assert len(urls) == 2 and all(u.endswith("/slack/events") for u in urls)

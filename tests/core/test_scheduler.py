@@ -37,14 +37,18 @@ from tests.core.alerts.world import live_deployment
 from tests.utils.fake_slack import FakeSlack
 from tests.utils.servers import wait_until
 
-FAST = {"leader_poll_seconds": 0.05, "drain_seconds": 0.1, "sync_seconds": 3600,
-        "rollouts_seconds": 3600, "reconcile_seconds": 3600}
+FAST = {
+    "leader_poll_seconds": 0.05,
+    "drain_seconds": 0.1,
+    "sync_seconds": 3600,
+    "rollouts_seconds": 3600,
+    "reconcile_seconds": 3600,
+}
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, scheduler=FAST,
-                         model_checks={"churn": {"interval_minutes": 5}})
+    return make_settings(tmp_path, scheduler=FAST, model_checks={"churn": {"interval_minutes": 5}})
 
 
 @pytest.fixture
@@ -76,12 +80,24 @@ def _results(engine: Engine) -> list[CheckResult]:
 def _quality_runner(status: CheckStatus) -> scheduling.CheckRunner:
     """A check runner that stores one quality result and runs the real alert flow on it."""
 
-    def run(session: Session, *, settings: Settings, deployment_id: int,
-            window_end: datetime | None = None, clock: Clock = utcnow) -> list[CheckResult]:
+    def run(
+        session: Session,
+        *,
+        settings: Settings,
+        deployment_id: int,
+        window_end: datetime | None = None,
+        clock: Clock = utcnow,
+    ) -> list[CheckResult]:
         end = window_end or clock()
-        result = CheckResult(deployment_id=deployment_id, kind=CheckKind.quality, status=status,
-                             window_start=end - timedelta(hours=1), window_end=end, rows=100,
-                             details={"problems": ["country: 38% missing (max 5%)"]})
+        result = CheckResult(
+            deployment_id=deployment_id,
+            kind=CheckKind.quality,
+            status=status,
+            window_start=end - timedelta(hours=1),
+            window_end=end,
+            rows=100,
+            details={"problems": ["country: 38% missing (max 5%)"]},
+        )
         session.add(result)
         session.commit()
         flows.alert_on_results(session, settings=settings, results=[result], clock=clock)
@@ -102,32 +118,56 @@ def _holder(engine: Engine) -> int | None:
     """pid of the backend holding the scheduler's advisory lock in this schema."""
     with engine.connect() as conn:
         key = _lock_key(conn)
-        return conn.execute(text(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-            " AND classid::text::bigint = ((CAST(:k AS bigint) >> 32) & 4294967295)"
-            " AND objid::text::bigint = (CAST(:k AS bigint) & 4294967295)"), {"k": key}).scalar()
+        return conn.execute(
+            text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                " AND classid::text::bigint = ((CAST(:k AS bigint) >> 32) & 4294967295)"
+                " AND objid::text::bigint = (CAST(:k AS bigint) & 4294967295)"
+            ),
+            {"k": key},
+        ).scalar()
 
 
 @pytest.mark.postgres
 def test_second_scheduler_on_postgres_waits_and_takes_over_when_the_leader_dies(
-        pg_engine: Engine, tmp_path: Path, running: list[Scheduler]) -> None:
+    pg_engine: Engine, tmp_path: Path, running: list[Scheduler]
+) -> None:
     url = pg_engine.url.render_as_string(hide_password=False)
     settings = make_settings(tmp_path, database_url=url, scheduler=FAST)
     with Session(pg_engine) as session:
         environments.sync(session, settings)
     config = tmp_path / "modeldeck.yaml"
-    config.write_text(yaml.safe_dump({
-        "database_url": url, "log_format": "json", "scheduler": FAST,
-        "clusters": [c.model_dump(mode="json") for c in settings.clusters],
-        "environments": [e.model_dump(mode="json") for e in settings.environments]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": url,
+                "log_format": "json",
+                "scheduler": FAST,
+                "clusters": [c.model_dump(mode="json") for c in settings.clusters],
+                "environments": [e.model_dump(mode="json") for e in settings.environments],
+            }
+        )
+    )
     log = (tmp_path / "leader.log").open("w")
     leader = subprocess.Popen(
-        [sys.executable, "-c", "from modeldeck.core.cli.main import main; main()",
-         "--config", str(config), "scheduler"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MODELDECK_USER": "a"})
+        [
+            sys.executable,
+            "-c",
+            "from modeldeck.core.cli.main import main; main()",
+            "--config",
+            str(config),
+            "scheduler",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MODELDECK_USER": "a"},
+    )
     try:
-        wait_until(lambda: _holder(pg_engine) is not None, timeout=60,
-                   what="the first scheduler to take the advisory lock")
+        wait_until(
+            lambda: _holder(pg_engine) is not None,
+            timeout=60,
+            what="the first scheduler to take the advisory lock",
+        )
         first_pid = _holder(pg_engine)
         follower = _start(running, engine=pg_engine, settings=settings, poll_seconds=0.05)
         wait_until(lambda: follower.tries >= 3, what="the second scheduler to try")
@@ -150,8 +190,9 @@ def test_second_scheduler_on_postgres_waits_and_takes_over_when_the_leader_dies(
     assert "scheduler.leading" in (tmp_path / "leader.log").read_text()
 
 
-def test_on_sqlite_a_file_lock_elects_one_scheduler(engine: Engine, settings: Settings,
-                                                    running: list[Scheduler]) -> None:
+def test_on_sqlite_a_file_lock_elects_one_scheduler(
+    engine: Engine, settings: Settings, running: list[Scheduler]
+) -> None:
     first = _start(running, engine=engine, settings=settings)
     wait_until(lambda: first.is_leader, what="the first scheduler to lead")
     second = _start(running, engine=engine, settings=settings)
@@ -167,12 +208,19 @@ def test_on_sqlite_a_file_lock_elects_one_scheduler(engine: Engine, settings: Se
 
 
 def test_a_check_that_overruns_its_interval_is_not_started_twice(
-        engine: Engine, settings: Settings, dep: Deployment, running: list[Scheduler]) -> None:
+    engine: Engine, settings: Settings, dep: Deployment, running: list[Scheduler]
+) -> None:
     entered, release = threading.Event(), threading.Event()
     concurrent, peak = [0], [0]
 
-    def slow(session: Session, *, settings: Settings, deployment_id: int,
-             window_end: datetime | None = None, clock: Clock = utcnow) -> list[CheckResult]:
+    def slow(
+        session: Session,
+        *,
+        settings: Settings,
+        deployment_id: int,
+        window_end: datetime | None = None,
+        clock: Clock = utcnow,
+    ) -> list[CheckResult]:
         concurrent[0] += 1
         peak[0] = max(peak[0], concurrent[0])
         entered.set()
@@ -197,25 +245,38 @@ def test_a_check_that_overruns_its_interval_is_not_started_twice(
 
 
 def test_while_a_check_runs_its_crash_marker_is_in_the_database(
-        engine: Engine, settings: Settings, dep: Deployment, clock: FixedClock) -> None:
+    engine: Engine, settings: Settings, dep: Deployment, clock: FixedClock
+) -> None:
     """What a killed process leaves behind is exactly what is stored mid-check: error rows."""
     release, seen = threading.Event(), []
 
-    def blocking(session: Session, *, settings: Settings, deployment_id: int,
-                 window_end: datetime | None = None, clock: Clock = utcnow) -> list[CheckResult]:
+    def blocking(
+        session: Session,
+        *,
+        settings: Settings,
+        deployment_id: int,
+        window_end: datetime | None = None,
+        clock: Clock = utcnow,
+    ) -> list[CheckResult]:
         seen.append(_results(engine))
         release.set()
-        return _quality_runner(CheckStatus.ok)(session, settings=settings,
-                                               deployment_id=deployment_id,
-                                               window_end=window_end, clock=clock)
+        return _quality_runner(CheckStatus.ok)(
+            session,
+            settings=settings,
+            deployment_id=deployment_id,
+            window_end=window_end,
+            clock=clock,
+        )
 
     s = Scheduler(engine=engine, settings=settings, clock=clock, check_runner=blocking)
     assert dep.id is not None
     s.execute("check", dep.id)
     [mid_check] = seen
     assert [(r.kind, r.status) for r in mid_check] == [
-        (CheckKind.drift, CheckStatus.error), (CheckKind.quality, CheckStatus.error),
-        (CheckKind.decay, CheckStatus.error)]
+        (CheckKind.drift, CheckStatus.error),
+        (CheckKind.quality, CheckStatus.error),
+        (CheckKind.decay, CheckStatus.error),
+    ]
     assert all(r.details["error"] == scheduling.DID_NOT_FINISH for r in mid_check)
     assert [as_utc(r.window_end) for r in mid_check] == [datetime(2026, 11, 1, 12, tzinfo=UTC)] * 3
     after = _results(engine)
@@ -223,7 +284,8 @@ def test_while_a_check_runs_its_crash_marker_is_in_the_database(
 
 
 def test_a_crash_mid_check_leaves_error_results_and_one_alert(
-        engine: Engine, settings: Settings, dep: Deployment, clock: FixedClock) -> None:
+    engine: Engine, settings: Settings, dep: Deployment, clock: FixedClock
+) -> None:
     def crashing(session: Session, **_: Any) -> list[CheckResult]:
         raise RuntimeError("evidently exploded")
 
@@ -232,20 +294,24 @@ def test_a_crash_mid_check_leaves_error_results_and_one_alert(
     s.execute("check", dep.id)
     results = _results(engine)
     assert [r.status for r in results] == [CheckStatus.error] * 3
-    assert all(r.details["error"] == "the checks crashed: RuntimeError: evidently exploded"
-               for r in results)
+    assert all(
+        r.details["error"] == "the checks crashed: RuntimeError: evidently exploded"
+        for r in results
+    )
     with Session(engine) as session:
         [alert] = session.exec(select(Alert)).all()
     assert alert.rule == "check_error" and alert.status == AlertStatus.firing
     assert "evidently exploded" in alert.summary
 
 
-def test_checks_of_inactive_deployments_are_skipped(engine: Engine, settings: Settings,
-                                                    session: Session, clock: FixedClock) -> None:
+def test_checks_of_inactive_deployments_are_skipped(
+    engine: Engine, settings: Settings, session: Session, clock: FixedClock
+) -> None:
     old = live_deployment(session, version="1.0.0", at=clock() - timedelta(days=3))
     live_deployment(session, version="1.1.0", at=clock() - timedelta(days=1))
-    s = Scheduler(engine=engine, settings=settings, clock=clock,
-                  check_runner=_quality_runner(CheckStatus.ok))
+    s = Scheduler(
+        engine=engine, settings=settings, clock=clock, check_runner=_quality_runner(CheckStatus.ok)
+    )
     assert old.id is not None
     assert s.run_check(old.id) is None and _results(engine) == []
     assert s.run_check(424242) is None
@@ -255,8 +321,12 @@ def test_checks_of_inactive_deployments_are_skipped(engine: Engine, settings: Se
 
 
 def test_schedule_follows_deployments_and_survives_a_restart(
-        engine: Engine, settings: Settings, session: Session, clock: FixedClock,
-        running: list[Scheduler]) -> None:
+    engine: Engine,
+    settings: Settings,
+    session: Session,
+    clock: FixedClock,
+    running: list[Scheduler],
+) -> None:
     fraud = live_deployment(session, model="fraud", at=clock())
     churn = live_deployment(session, model="churn", at=clock())
     s = _start(running, engine=engine, settings=settings)
@@ -291,7 +361,9 @@ def test_registered_jobs_are_scheduled_and_run(engine: Engine, settings: Setting
     try:
         s = Scheduler(engine=engine, settings=settings)
         assert s.desired_jobs()["job:hardware.scrape-test"] == (
-            120.0, ("registered", "hardware.scrape-test"))
+            120.0,
+            ("registered", "hardware.scrape-test"),
+        )
         report = s.run_once()
         assert report["checks"] == 0 and len(_PINGS) == 1
         assert _PINGS[0].engine is engine and _PINGS[0].settings is settings
@@ -307,10 +379,14 @@ def test_registered_jobs_are_scheduled_and_run(engine: Engine, settings: Setting
 
 
 def test_failing_check_reaches_slack_and_its_recovery_edits_the_message(
-        tmp_path: Path, engine: Engine, dep: Deployment, running: list[Scheduler]) -> None:
+    tmp_path: Path, engine: Engine, dep: Deployment, running: list[Scheduler]
+) -> None:
     with FakeSlack() as slack:
-        settings = make_settings(tmp_path, scheduler=FAST, slack={
-            "bot_token": slack.token, "api_url": slack.url, "alert_channel": "C0ALERTS"})
+        settings = make_settings(
+            tmp_path,
+            scheduler=FAST,
+            slack={"bot_token": slack.token, "api_url": slack.url, "alert_channel": "C0ALERTS"},
+        )
         status = [CheckStatus.fail]
 
         def runner(session: Session, **kwargs: Any) -> list[CheckResult]:
@@ -331,25 +407,34 @@ def test_failing_check_reaches_slack_and_its_recovery_edits_the_message(
         [update] = slack.wait_for("chat.update")
         assert update.args["ts"] == post.response["ts"]
         assert update.args["text"].startswith("[resolved]")
-        assert len([c for c in slack.calls_to("chat.postMessage")
-                    if "quality" in c.args["text"]]) == 1
+        assert (
+            len([c for c in slack.calls_to("chat.postMessage") if "quality" in c.args["text"]]) == 1
+        )
 
 
 def _post_about(slack: FakeSlack, rule: str) -> Any:
-    posts = [c for c in slack.calls_to("chat.postMessage", ok_only=True)
-             if f"{rule} on " in c.args["text"]]
+    posts = [
+        c
+        for c in slack.calls_to("chat.postMessage", ok_only=True)
+        if f"{rule} on " in c.args["text"]
+    ]
     return posts[0] if posts else None
 
 
-def test_cli_scheduler_once(tmp_path: Path, engine: Engine, settings: Settings,
-                            dep: Deployment) -> None:
+def test_cli_scheduler_once(
+    tmp_path: Path, engine: Engine, settings: Settings, dep: Deployment
+) -> None:
     config = tmp_path / "modeldeck.yaml"
-    config.write_text(yaml.safe_dump({
-        "database_url": settings.database_url,
-        "clusters": [c.model_dump(mode="json") for c in settings.clusters],
-        "environments": [e.model_dump(mode="json") for e in settings.environments]}))
-    result = CliRunner().invoke(cli_app, ["--config", str(config), "--json", "scheduler",
-                                          "--once"])
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": settings.database_url,
+                "clusters": [c.model_dump(mode="json") for c in settings.clusters],
+                "environments": [e.model_dump(mode="json") for e in settings.environments],
+            }
+        )
+    )
+    result = CliRunner().invoke(cli_app, ["--config", str(config), "--json", "scheduler", "--once"])
     assert result.exit_code == 0, result.stderr
     assert '"checks": 1' in result.stdout
     assert len([r for r in _results(engine) if r.deployment_id == dep.id]) >= 1

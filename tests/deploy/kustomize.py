@@ -14,8 +14,16 @@ from typing import Any
 
 import yaml
 
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas",
-             "patches"}
+SUPPORTED = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "namespace",
+    "labels",
+    "images",
+    "replicas",
+    "patches",
+}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
 
@@ -29,8 +37,13 @@ def _merge(base: Any, patch: Any) -> Any:
         for key, value in patch.items():
             out[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
-    if (isinstance(base, list) and isinstance(patch, list) and base and patch
-            and all(isinstance(i, dict) and "name" in i for i in base + patch)):
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and base
+        and patch
+        and all(isinstance(i, dict) and "name" in i for i in base + patch)
+    ):
         by_name = {item["name"]: item for item in base}
         out = [_merge(by_name[i["name"]], i) if i["name"] in by_name else i for i in patch]
         patched = {i["name"] for i in patch}
@@ -50,8 +63,11 @@ def render(directory: Path) -> list[dict[str, Any]]:
         objects.extend(render(target) if target.is_dir() else _load_all(target))
     for entry in kust.get("patches", []):
         for patch in _load_all(directory / entry["path"]):
-            matches = [o for o in objects if o["kind"] == patch["kind"]
-                       and o["metadata"]["name"] == patch["metadata"]["name"]]
+            matches = [
+                o
+                for o in objects
+                if o["kind"] == patch["kind"] and o["metadata"]["name"] == patch["metadata"]["name"]
+            ]
             if len(matches) != 1:
                 raise ValueError(f"patch {entry['path']} matches {len(matches)} objects")
             objects[objects.index(matches[0])] = _merge(matches[0], patch)

@@ -41,8 +41,12 @@ def test_every_object_is_valid_kubernetes(rendered: list[dict[str, Any]]) -> Non
 
 def test_processes_and_replicas(rendered: list[dict[str, Any]]) -> None:
     deployments = by_kind(rendered, "Deployment")
-    assert set(deployments) == {"modeldeck-api", "modeldeck-scheduler", "modeldeck-bot",
-                                "modeldeck-dashboard"}
+    assert set(deployments) == {
+        "modeldeck-api",
+        "modeldeck-scheduler",
+        "modeldeck-bot",
+        "modeldeck-dashboard",
+    }
     scheduler = deployments["modeldeck-scheduler"]["spec"]
     # One scheduler leader: never two pods during a rollout either.
     assert scheduler["replicas"] == 1 and scheduler["strategy"]["type"] == "Recreate"
@@ -68,8 +72,9 @@ def test_role_only_patches_what_modeldeck_manages(rendered: list[dict[str, Any]]
     assert binding["subjects"][0]["namespace"] == role["metadata"]["namespace"]
 
 
-def test_configmap_is_a_valid_modeldeck_config(rendered: list[dict[str, Any]],
-                                               tmp_path: Path) -> None:
+def test_configmap_is_a_valid_modeldeck_config(
+    rendered: list[dict[str, Any]], tmp_path: Path
+) -> None:
     config = by_kind(rendered, "ConfigMap")["modeldeck-config"]["data"]["modeldeck.yaml"]
     path = tmp_path / "modeldeck.yaml"
     path.write_text(config)
@@ -100,9 +105,12 @@ def test_prometheus_config_passes_promtool() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("promtool is required in CI (Debian package prometheus)")
         pytest.skip("promtool not installed")
-    result = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus" /
-                                                               "prometheus.yml")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
 

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 
 from modeldeck.core import db
 
-PG_URL = os.environ.get("MODELDECK_TEST_POSTGRES_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "MODELDECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def sqlite_template(directory: Path) -> Path:

@@ -62,9 +62,15 @@ class Posted:
 class FakeSlack:
     """The fake Web API; start() / stop() or use it as a context manager."""
 
-    def __init__(self, *, token: str = "xoxb-test-token", port: int | None = None,
-                 team_id: str = "T0MODELDECK", bot_user_id: str = "U0MODELBOT",
-                 app_token: str = "xapp-test-token") -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test-token",
+        port: int | None = None,
+        team_id: str = "T0MODELDECK",
+        bot_user_id: str = "U0MODELBOT",
+        app_token: str = "xapp-test-token",
+    ) -> None:
         self.token = token
         self.app_token = app_token  # apps.connections.open (Socket Mode) takes only this one
         self.socket_url: str | None = None  # what apps.connections.open hands out
@@ -80,16 +86,20 @@ class FakeSlack:
             "chat.update": self._update,
             "chat.postEphemeral": lambda call: {"ok": True, "message_ts": self._next_ts()},
             "chat.getPermalink": lambda call: {
-                "ok": True, "channel": call.args.get("channel"),
+                "ok": True,
+                "channel": call.args.get("channel"),
                 "permalink": f"https://fake.slack/archives/{call.args.get('channel')}"
-                             f"/p{str(call.args.get('message_ts', '')).replace('.', '')}"},
+                f"/p{str(call.args.get('message_ts', '')).replace('.', '')}",
+            },
             "views.open": self._view,
             "views.publish": self._view,
             "usergroups.list": lambda call: {"ok": True, "usergroups": list(self.usergroups)},
             "response_url": lambda call: {"ok": True},
             "apps.connections.open": lambda call: (
-                {"ok": True, "url": self.socket_url} if self.socket_url
-                else {"ok": False, "error": "socket_mode_not_enabled"}),
+                {"ok": True, "url": self.socket_url}
+                if self.socket_url
+                else {"ok": False, "error": "socket_mode_not_enabled"}
+            ),
         }
         self.usergroups: list[dict[str, Any]] = []  # [{"id": "S1", "users": ["U1"]}]
         self._seq = 0
@@ -121,8 +131,9 @@ class FakeSlack:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -180,8 +191,11 @@ class FakeSlack:
             return list(self._calls)
 
     def calls_to(self, method: str, *, ok_only: bool = False) -> list[SlackCall]:
-        return [c for c in self.calls if c.method == method
-                and (not ok_only or (c.status == 200 and c.response.get("ok")))]
+        return [
+            c
+            for c in self.calls
+            if c.method == method and (not ok_only or (c.status == 200 and c.response.get("ok")))
+        ]
 
     @property
     def messages(self) -> list[Posted]:
@@ -198,14 +212,21 @@ class FakeSlack:
 
     def responses(self, key: str | None = None) -> list[SlackCall]:
         """What the app posted to response_url(key) (to any response_url when key is None)."""
-        return [c for c in self.calls_to("response_url")
-                if key is None or c.args.get("_key") == key]
+        return [
+            c for c in self.calls_to("response_url") if key is None or c.args.get("_key") == key
+        ]
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[SlackCall]:
         """Poll until `count` successful calls of `method` arrived."""
-        return list(wait_until(lambda: (calls := self.calls_to(method, ok_only=True))
-                               and len(calls) >= count and calls,
-                               timeout=timeout, what=f"{count}× {method}"))
+        return list(
+            wait_until(
+                lambda: (
+                    (calls := self.calls_to(method, ok_only=True)) and len(calls) >= count and calls
+                ),
+                timeout=timeout,
+                what=f"{count}× {method}",
+            )
+        )
 
     def reset(self) -> None:
         with self._lock:
@@ -232,8 +253,9 @@ class FakeSlack:
             self._calls.append(call)
         data = json.dumps(body).encode() if status != 500 else b"<html>Internal Error</html>"
         request.send_response(status)
-        request.send_header("Content-Type", "application/json; charset=utf-8"
-                            if status != 500 else "text/html")
+        request.send_header(
+            "Content-Type", "application/json; charset=utf-8" if status != 500 else "text/html"
+        )
         request.send_header("Content-Length", str(len(data)))
         for key, value in headers.items():
             request.send_header(key, value)
@@ -247,8 +269,11 @@ class FakeSlack:
             if self._rate_limited is None or self._rate_limited > 0:
                 if self._rate_limited is not None:
                     self._rate_limited -= 1
-                return (429, {"ok": False, "error": "ratelimited"},
-                        {"Retry-After": str(self._retry_after)})
+                return (
+                    429,
+                    {"ok": False, "error": "ratelimited"},
+                    {"Retry-After": str(self._retry_after)},
+                )
             failures = self._failures.get(call.method)
             if failures:
                 return 200, {"ok": False, "error": failures.pop(0)}, {}
@@ -266,9 +291,15 @@ class FakeSlack:
             return f"{1_700_000_000 + self._seq}.{self._seq:06d}"
 
     def _auth_test(self, call: SlackCall) -> dict[str, Any]:
-        return {"ok": True, "url": "https://fake.slack/", "team": "modeldeck-test",
-                "user": "modeldeck", "team_id": self.team_id, "user_id": self.bot_user_id,
-                "bot_id": "B0MODELBOT"}
+        return {
+            "ok": True,
+            "url": "https://fake.slack/",
+            "team": "modeldeck-test",
+            "user": "modeldeck",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "B0MODELBOT",
+        }
 
     def _post_message(self, call: SlackCall) -> dict[str, Any]:
         channel = str(call.args.get("channel") or "")
@@ -277,12 +308,21 @@ class FakeSlack:
         if not call.args.get("text") and not call.args.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = self._next_ts()
-        posted = Posted(channel=channel, ts=ts, text=str(call.args.get("text") or ""),
-                        blocks=call.args.get("blocks"), thread_ts=call.args.get("thread_ts"))
+        posted = Posted(
+            channel=channel,
+            ts=ts,
+            text=str(call.args.get("text") or ""),
+            blocks=call.args.get("blocks"),
+            thread_ts=call.args.get("thread_ts"),
+        )
         with self._lock:
             self._posted[(channel, ts)] = posted
-        return {"ok": True, "channel": channel, "ts": ts,
-                "message": {"text": posted.text, "blocks": posted.blocks, "ts": ts}}
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "message": {"text": posted.text, "blocks": posted.blocks, "ts": ts},
+        }
 
     def _view(self, call: SlackCall) -> dict[str, Any]:
         view = call.args.get("view")

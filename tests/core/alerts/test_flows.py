@@ -42,8 +42,14 @@ def _active(session: Session, environment: str = "production") -> Deployment:
     return found
 
 
-def _two_releases(session: Session, settings: Settings, clock: FixedClock, admin: Actor,
-                  deployer: Actor, approver: Actor) -> Deployment:
+def _two_releases(
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+) -> Deployment:
     register(session, admin, versions=("1.0.0", "1.1.0"))
     live_everywhere(session, settings, clock, deployer, approver, "1.0.0")
     live_everywhere(session, settings, clock, deployer, approver, "1.1.0")
@@ -51,12 +57,23 @@ def _two_releases(session: Session, settings: Settings, clock: FixedClock, admin
 
 
 def test_failed_check_at_trust_rollback_rolls_back_once(
-        session: Session, settings: Settings, clock: FixedClock, admin: Actor,
-        deployer: Actor, approver: Actor) -> None:
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+) -> None:
     cfg = _trust(settings, "rollback")
     bad = _two_releases(session, cfg, clock, admin, deployer, approver)
-    result = check_result(session, bad, CheckKind.quality, CheckStatus.fail, end=clock(),
-                          details={"problems": ["country: 38% missing"]})
+    result = check_result(
+        session,
+        bad,
+        CheckKind.quality,
+        CheckStatus.fail,
+        end=clock(),
+        details={"problems": ["country: 38% missing"]},
+    )
     [alert] = flows.alert_on_results(session, settings=cfg, results=[result], clock=clock)
 
     assert alert.pauses_promotions
@@ -68,60 +85,102 @@ def test_failed_check_at_trust_rollback_rolls_back_once(
     assert public.version == "1.0.0" and public.state == DeploymentState.active
 
     # The same failure reported again (a late result of the old deployment): no second one.
-    again = check_result(session, bad, CheckKind.drift, CheckStatus.fail, end=clock(),
-                         score=0.9, details=drift_details(0.9, {"amount": 0.4}))
+    again = check_result(
+        session,
+        bad,
+        CheckKind.drift,
+        CheckStatus.fail,
+        end=clock(),
+        score=0.9,
+        details=drift_details(0.9, {"amount": 0.4}),
+    )
     flows.alert_on_results(session, settings=cfg, results=[again], clock=clock)
-    rollbacks = session.exec(select(Deployment).where(
-        Deployment.kind == DeploymentKind.rollback)).all()
+    rollbacks = session.exec(
+        select(Deployment).where(Deployment.kind == DeploymentKind.rollback)
+    ).all()
     assert len(rollbacks) == 1
 
     # The next check of the version that runs now clears the old version's alerts.
     clock.advance(minutes=15)
     ok = check_result(session, now, CheckKind.quality, CheckStatus.ok, end=clock())
     flows.alert_on_results(session, settings=cfg, results=[ok], clock=clock)
-    assert alerts.promotions_paused(session, model_id=now.model_id,
-                                    environment_id=now.environment_id) is None
+    assert (
+        alerts.promotions_paused(session, model_id=now.model_id, environment_id=now.environment_id)
+        is None
+    )
 
 
 def test_no_rollback_below_trust_rollback_or_where_the_environment_forbids_it(
-        session: Session, settings: Settings, clock: FixedClock, admin: Actor,
-        deployer: Actor, approver: Actor) -> None:
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+) -> None:
     bad = _two_releases(session, settings, clock, admin, deployer, approver)
     for trust in ("shadow", "notify", "pause"):
         result = check_result(session, bad, CheckKind.quality, CheckStatus.fail, end=clock())
-        flows.alert_on_results(session, settings=_trust(settings, trust), results=[result],
-                               clock=clock)
+        flows.alert_on_results(
+            session, settings=_trust(settings, trust), results=[result], clock=clock
+        )
         assert _active(session).id == bad.id
     staging = _active(session, "staging")  # auto_rollback is off in staging
     result = check_result(session, staging, CheckKind.quality, CheckStatus.fail, end=clock())
-    flows.alert_on_results(session, settings=_trust(settings, "rollback"), results=[result],
-                           clock=clock)
+    flows.alert_on_results(
+        session, settings=_trust(settings, "rollback"), results=[result], clock=clock
+    )
     assert _active(session, "staging").id == staging.id
-    assert session.exec(select(Deployment).where(
-        Deployment.kind == DeploymentKind.rollback)).first() is None
+    assert (
+        session.exec(select(Deployment).where(Deployment.kind == DeploymentKind.rollback)).first()
+        is None
+    )
 
 
 def test_real_checks_on_stored_predictions_alert_and_reach_slack(
-        engine: Engine, tmp_path: Path, clock: FixedClock, admin: Actor) -> None:
+    engine: Engine, tmp_path: Path, clock: FixedClock, admin: Actor
+) -> None:
     """Predictions in the Parquet store → run_checks (evidently) → alerts → outbox → Slack."""
     with FakeSlack() as slack, Session(engine, expire_on_commit=False) as session:
-        settings = make_settings(tmp_path, checks={"min_rows": 30}, slack={
-            "bot_token": slack.token, "api_url": slack.url, "alert_channel": "C0ALERTS"})
+        settings = make_settings(
+            tmp_path,
+            checks={"min_rows": 30},
+            slack={"bot_token": slack.token, "api_url": slack.url, "alert_channel": "C0ALERTS"},
+        )
         environments.sync(session, settings)
         monitored.register(session, admin, metrics={"accuracy": 0.8, "auc": 0.85})
-        monitoring.set_reference(session, settings=settings, model="fraud", version="1.0.0",
-                                 frame=synth.reference(), actor=admin, clock=clock)
-        dep_id = monitored.deploy(session, model="fraud", version="1.0.0",
-                                  environment="production")
-        batch = synth.predictions(3000, 7, clock() - timedelta(minutes=60),
-                                  shift={"age": 1.0, "score_b": 0.8}, swap={"channel"})
+        monitoring.set_reference(
+            session,
+            settings=settings,
+            model="fraud",
+            version="1.0.0",
+            frame=synth.reference(),
+            actor=admin,
+            clock=clock,
+        )
+        dep_id = monitored.deploy(session, model="fraud", version="1.0.0", environment="production")
+        batch = synth.predictions(
+            3000,
+            7,
+            clock() - timedelta(minutes=60),
+            shift={"age": 1.0, "score_b": 0.8},
+            swap={"channel"},
+        )
         batch.loc[batch.index[:900], "country"] = None  # 30% missing (reference: 0%)
-        monitoring.ingest_predictions(session, settings=settings, model="fraud",
-                                      version="1.0.0", environment="production", frame=batch,
-                                      actor=admin, clock=clock)
+        monitoring.ingest_predictions(
+            session,
+            settings=settings,
+            model="fraud",
+            version="1.0.0",
+            environment="production",
+            frame=batch,
+            actor=admin,
+            clock=clock,
+        )
 
-        results = flows.check_and_alert(session, settings=settings, deployment_id=dep_id,
-                                        clock=clock)
+        results = flows.check_and_alert(
+            session, settings=settings, deployment_id=dep_id, clock=clock
+        )
         statuses = {r.kind: r.status for r in results}
         assert statuses[CheckKind.drift] == CheckStatus.fail
         assert statuses[CheckKind.quality] == CheckStatus.fail
@@ -141,23 +200,45 @@ def test_real_checks_on_stored_predictions_alert_and_reach_slack(
 
 
 def test_cluster_changed_by_hand_raises_an_alert_until_it_is_fixed(
-        session: Session, settings: Settings, clock: FixedClock, admin: Actor,
-        deployer: Actor, approver: Actor) -> None:
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+) -> None:
     register(session, admin, versions=("1.0.0",))
     live(session, settings, clock, deployer, approver, "1.0.0", "staging")
-    simulated.edit_by_hand(session, cluster="gpu-l4", namespace="ml-staging", name="fraud",
-                           version="1.0.0-hotfix", clock=clock)
+    simulated.edit_by_hand(
+        session,
+        cluster="gpu-l4",
+        namespace="ml-staging",
+        name="fraud",
+        version="1.0.0-hotfix",
+        clock=clock,
+    )
     flows.reconcile_and_alert(session, settings=settings, clock=clock)
     clock.advance(minutes=1)
     flows.reconcile_and_alert(session, settings=settings, clock=clock)
     [alert] = session.exec(select(Alert)).all()
     assert (alert.rule, alert.key, alert.count, alert.status) == (
-        flows.CLUSTER_DRIFT, "version", 2, AlertStatus.firing)
+        flows.CLUSTER_DRIFT,
+        "version",
+        2,
+        AlertStatus.firing,
+    )
     assert "runs 1.0.0-hotfix, modeldeck recorded 1.0.0" in alert.summary
 
-    simulated.edit_by_hand(session, cluster="gpu-l4", namespace="ml-staging", name="fraud",
-                           version="1.0.0", clock=clock)
+    simulated.edit_by_hand(
+        session,
+        cluster="gpu-l4",
+        namespace="ml-staging",
+        name="fraud",
+        version="1.0.0",
+        clock=clock,
+    )
     flows.reconcile_and_alert(session, settings=settings, clock=clock)
     session.expire_all()
     assert session.exec(select(Alert.status).where(col(Alert.id) == alert.id)).one() == (
-        AlertStatus.resolved)
+        AlertStatus.resolved
+    )

@@ -31,8 +31,12 @@ def settings(tmp_path: Path, slack: FakeSlack) -> Settings:
     """Slack configured against the fake Web API; small backoff numbers to read easily."""
     return make_settings(
         tmp_path,
-        slack={"bot_token": slack.token, "api_url": slack.url, "alert_channel": "C0ALERTS",
-               "approval_channel": "C0APPROVE"},
+        slack={
+            "bot_token": slack.token,
+            "api_url": slack.url,
+            "alert_channel": "C0ALERTS",
+            "approval_channel": "C0APPROVE",
+        },
         notify={"backoff_seconds": 5, "max_backoff_seconds": 60, "max_attempts": 5},
     )
 
@@ -66,8 +70,9 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property

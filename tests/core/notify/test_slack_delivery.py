@@ -20,27 +20,44 @@ from tests.core.alerts.world import outbox, snapshot
 from tests.utils.fake_slack import FakeSlack
 
 
-def _fire(session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-          rule: str = "gpu_idle") -> Alert:
-    return alerts.fire(session, settings=settings, rule=rule, severity=Severity.warning,
-                       summary="GPU 0 idle for 6 h on gpu-a100", details={"metric": "gpu_util"},
-                       model_id=dep.model_id, version_id=dep.version_id,
-                       environment_id=dep.environment_id, clock=clock)
+def _fire(
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, rule: str = "gpu_idle"
+) -> Alert:
+    return alerts.fire(
+        session,
+        settings=settings,
+        rule=rule,
+        severity=Severity.warning,
+        summary="GPU 0 idle for 6 h on gpu-a100",
+        details={"metric": "gpu_util"},
+        model_id=dep.model_id,
+        version_id=dep.version_id,
+        environment_id=dep.environment_id,
+        clock=clock,
+    )
 
 
 def _drain(session: Session, settings: Settings, clock: FixedClock) -> DrainReport:
     return notify.drain(session, settings=settings, clock=clock)
 
 
-def _resolve(session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-             rule: str = "gpu_idle") -> None:
-    alerts.resolve(session, settings=settings, rule=rule, model_id=dep.model_id,
-                   version_id=dep.version_id, environment_id=dep.environment_id, clock=clock)
+def _resolve(
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, rule: str = "gpu_idle"
+) -> None:
+    alerts.resolve(
+        session,
+        settings=settings,
+        rule=rule,
+        model_id=dep.model_id,
+        version_id=dep.version_id,
+        environment_id=dep.environment_id,
+        clock=clock,
+    )
 
 
 def test_alert_is_posted_then_resolve_updates_the_same_message(
-        session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack) -> None:
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     alert = _fire(session, settings, clock, dep)
     assert _drain(session, settings, clock) == DrainReport(sent=1)
     session.refresh(alert)
@@ -62,8 +79,13 @@ def test_alert_is_posted_then_resolve_updates_the_same_message(
 
 @pytest.mark.parametrize("mode", ["refuse", "error"])
 def test_slack_down_retries_with_backoff_and_delivers_exactly_once_after(
-        session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack, mode: str) -> None:
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    dep: Deployment,
+    slack: FakeSlack,
+    mode: str,
+) -> None:
     _fire(session, settings, clock, dep)
     _fire(session, settings, clock, dep, rule="second")
     slack.go_down(mode)
@@ -91,13 +113,14 @@ def test_slack_down_retries_with_backoff_and_delivers_exactly_once_after(
     assert len(slack.calls_to("chat.postMessage", ok_only=True)) == 2
     assert sorted(m.text.split(" — ")[0] for m in slack.messages) == [
         "[firing] warning: gpu_idle on fraud (production)",
-        "[firing] warning: second on fraud (production)"]
+        "[firing] warning: second on fraud (production)",
+    ]
     assert all(m.status == OutboxStatus.sent and m.error is None for m in outbox(session))
 
 
 def test_rate_limit_honours_retry_after_without_spending_attempts(
-        session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack) -> None:
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     _fire(session, settings, clock, dep)
     slack.rate_limit(retry_after=30, times=1)
     assert _drain(session, settings, clock) == DrainReport(retried=1)
@@ -111,9 +134,9 @@ def test_rate_limit_honours_retry_after_without_spending_attempts(
     assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200]
 
 
-def test_resolve_waits_for_the_post_it_edits(session: Session, settings: Settings,
-                                             clock: FixedClock, dep: Deployment,
-                                             slack: FakeSlack) -> None:
+def test_resolve_waits_for_the_post_it_edits(
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     _fire(session, settings, clock, dep)
     slack.go_down("error")
     _drain(session, settings, clock)
@@ -123,15 +146,14 @@ def test_resolve_waits_for_the_post_it_edits(session: Session, settings: Setting
     assert _drain(session, settings, clock) == DrainReport(deferred=1)  # post still backing off
     clock.advance(seconds=3)
     assert _drain(session, settings, clock) == DrainReport(sent=2)
-    assert [c.method for c in slack.calls if c.status == 200] == ["chat.postMessage",
-                                                                 "chat.update"]
+    assert [c.method for c in slack.calls if c.status == 200] == ["chat.postMessage", "chat.update"]
     [posted] = slack.messages
     assert posted.text.startswith("[resolved]")
 
 
 def test_permanent_errors_dead_letter_at_once_and_can_be_requeued(
-        session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack) -> None:
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     _fire(session, settings, clock, dep)
     slack.fail_next("chat.postMessage", "channel_not_found")
     assert _drain(session, settings, clock) == DrainReport(dead=1)
@@ -144,8 +166,8 @@ def test_permanent_errors_dead_letter_at_once_and_can_be_requeued(
 
 
 def test_gives_up_after_max_attempts_and_keeps_the_error(
-        session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack) -> None:
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     _fire(session, settings, clock, dep)
     slack.go_down("error")
     outcomes = []
@@ -159,11 +181,12 @@ def test_gives_up_after_max_attempts_and_keeps_the_error(
     assert "HTTP 500" in (message.error or "")
 
 
-def test_unconfigured_slack_skips_instead_of_retrying(session: Session, settings: Settings,
-                                                      clock: FixedClock, dep: Deployment,
-                                                      slack: FakeSlack) -> None:
-    bare = settings.model_copy(update={"slack": settings.slack.model_copy(
-        update={"bot_token": None})})
+def test_unconfigured_slack_skips_instead_of_retrying(
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
+    bare = settings.model_copy(
+        update={"slack": settings.slack.model_copy(update={"bot_token": None})}
+    )
     _fire(session, bare, clock, dep)
     assert _drain(session, bare, clock) == DrainReport(skipped=1)
     [message] = outbox(session)
@@ -173,50 +196,70 @@ def test_unconfigured_slack_skips_instead_of_retrying(session: Session, settings
     assert slack.calls == []
 
 
-def test_update_of_a_deleted_message_posts_a_new_one(session: Session, settings: Settings,
-                                                     clock: FixedClock, dep: Deployment,
-                                                     slack: FakeSlack) -> None:
+def test_update_of_a_deleted_message_posts_a_new_one(
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     alert = _fire(session, settings, clock, dep)
     _drain(session, settings, clock)
     slack.reset()  # someone deleted the channel's messages
     _resolve(session, settings, clock, dep)
     assert _drain(session, settings, clock) == DrainReport(sent=1)
-    assert [c.response.get("error") for c in slack.calls_to("chat.update")] == [
-        "message_not_found"]
+    assert [c.response.get("error") for c in slack.calls_to("chat.update")] == ["message_not_found"]
     session.refresh(alert)
     [posted] = slack.messages
     assert posted.ts == alert.slack_ts and posted.text.startswith("[resolved]")
 
 
-def test_snooze_edits_the_posted_alert(session: Session, settings: Settings, clock: FixedClock,
-                                       dep: Deployment, slack: FakeSlack,
-                                       deployer: Actor) -> None:
+def test_snooze_edits_the_posted_alert(
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    dep: Deployment,
+    slack: FakeSlack,
+    deployer: Actor,
+) -> None:
     alert = _fire(session, settings, clock, dep)
     _drain(session, settings, clock)
     assert alert.id is not None
-    alerts.snooze(session, settings=settings, alert_id=alert.id, duration=timedelta(hours=2),
-                  actor=deployer, clock=clock)
+    alerts.snooze(
+        session,
+        settings=settings,
+        alert_id=alert.id,
+        duration=timedelta(hours=2),
+        actor=deployer,
+        clock=clock,
+    )
     assert _drain(session, settings, clock) == DrainReport(sent=1)
     [posted] = slack.messages
     assert posted.updates == 1 and posted.text.startswith("[snoozed]")
 
 
 def test_approval_request_posts_and_updates_the_deployment_message(
-        session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack) -> None:
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+) -> None:
     dep.state = DeploymentState.awaiting_approval
     session.add(dep)
     session.commit()
-    notify.enqueue(session, channel="slack", kind="approval_request",
-                   payload={"deployment_id": dep.id}, clock=clock)
+    notify.enqueue(
+        session,
+        channel="slack",
+        kind="approval_request",
+        payload={"deployment_id": dep.id},
+        clock=clock,
+    )
     session.commit()
     assert _drain(session, settings, clock) == DrainReport(sent=1)
     session.refresh(dep)
     assert dep.slack_channel == "C0APPROVE" and dep.slack_ts
     dep.state = DeploymentState.active
     session.add(dep)
-    notify.enqueue(session, channel="slack", kind="deployment_update",
-                   payload={"deployment_id": dep.id}, clock=clock)
+    notify.enqueue(
+        session,
+        channel="slack",
+        kind="deployment_update",
+        payload={"deployment_id": dep.id},
+        clock=clock,
+    )
     session.commit()
     assert _drain(session, settings, clock) == DrainReport(sent=1)
     [update] = slack.calls_to("chat.update")
@@ -224,8 +267,9 @@ def test_approval_request_posts_and_updates_the_deployment_message(
     assert len(slack.calls_to("chat.postMessage")) == 1
 
 
-def test_enqueue_joins_the_callers_transaction(session: Session, settings: Settings,
-                                               clock: FixedClock) -> None:
+def test_enqueue_joins_the_callers_transaction(
+    session: Session, settings: Settings, clock: FixedClock
+) -> None:
     notify.enqueue(session, channel="slack", kind="text", payload={"text": "hi"}, clock=clock)
     session.rollback()
     assert outbox(session) == []
@@ -238,32 +282,54 @@ def test_enqueue_joins_the_callers_transaction(session: Session, settings: Setti
     assert snapshot(session) == before
 
 
-def test_message_for_an_unknown_channel_is_skipped(session: Session, settings: Settings,
-                                                   clock: FixedClock) -> None:
-    notify.enqueue(session, channel="webhook:gone", kind="alert", payload={"text": "x"},
-                   clock=clock)
+def test_message_for_an_unknown_channel_is_skipped(
+    session: Session, settings: Settings, clock: FixedClock
+) -> None:
+    notify.enqueue(
+        session, channel="webhook:gone", kind="alert", payload={"text": "x"}, clock=clock
+    )
     session.commit()
     assert _drain(session, settings, clock) == DrainReport(skipped=1)
     [message] = outbox(session)
     assert message.error == "no channel 'webhook:gone' is configured"
 
 
-@pytest.mark.parametrize(("approval_channel", "expected"),
-                         [("C0APPROVE", "C0APPROVE"), (None, "C0ORIGIN")])
+@pytest.mark.parametrize(
+    ("approval_channel", "expected"), [("C0APPROVE", "C0APPROVE"), (None, "C0ORIGIN")]
+)
 def test_approval_request_goes_to_the_approval_channel_else_where_it_was_asked(
-        session: Session, settings: Settings, clock: FixedClock, slack: FakeSlack,
-        approval_channel: str | None, expected: str) -> None:
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    slack: FakeSlack,
+    approval_channel: str | None,
+    expected: str,
+) -> None:
     from modeldeck.core.rollouts import service as rollouts
     from tests.core.rollouts.world import register
 
     settings.slack.approval_channel = approval_channel
     actor = Actor(name="slack:U1", role=Role.deployer, via="slack")
     register(session, actor, model="ranker", versions=("1.0.0",))
-    rollouts.promote(session, settings=settings, model="ranker", version="1.0.0",
-                     environment="staging", actor=actor, clock=clock)
-    dep = rollouts.promote(session, settings=settings, model="ranker", version="1.0.0",
-                           environment="production", actor=actor, slack_channel="C0ORIGIN",
-                           clock=clock)
+    rollouts.promote(
+        session,
+        settings=settings,
+        model="ranker",
+        version="1.0.0",
+        environment="staging",
+        actor=actor,
+        clock=clock,
+    )
+    dep = rollouts.promote(
+        session,
+        settings=settings,
+        model="ranker",
+        version="1.0.0",
+        environment="production",
+        actor=actor,
+        slack_channel="C0ORIGIN",
+        clock=clock,
+    )
     assert dep.state == "awaiting_approval"
     _drain(session, settings, clock)
     [post] = [c for c in slack.calls_to("chat.postMessage") if "Approve" in str(c.args)]

@@ -28,22 +28,40 @@ def _hook_settings(tmp_path: Path, slack: FakeSlack, receiver: Receiver) -> Sett
     return make_settings(
         tmp_path,
         slack={"bot_token": slack.token, "api_url": slack.url, "alert_channel": "C0ALERTS"},
-        notify={"backoff_seconds": 5, "webhooks": [
-            {"name": "pager", "url": receiver.url, "headers": {"X-Api-Key": "s3cret"}}]},
+        notify={
+            "backoff_seconds": 5,
+            "webhooks": [
+                {"name": "pager", "url": receiver.url, "headers": {"X-Api-Key": "s3cret"}}
+            ],
+        },
     )
 
 
-def _fire(session: Session, settings: Settings, clock: FixedClock, dep: Deployment,
-          rule: str = "quality") -> None:
-    alerts.fire(session, settings=settings, rule=rule, severity=Severity.critical,
-                summary="country 38% missing", details={"metric": "missing share"},
-                model_id=dep.model_id, version_id=dep.version_id,
-                environment_id=dep.environment_id, clock=clock)
+def _fire(
+    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, rule: str = "quality"
+) -> None:
+    alerts.fire(
+        session,
+        settings=settings,
+        rule=rule,
+        severity=Severity.critical,
+        summary="country 38% missing",
+        details={"metric": "missing share"},
+        model_id=dep.model_id,
+        version_id=dep.version_id,
+        environment_id=dep.environment_id,
+        clock=clock,
+    )
 
 
 def test_webhook_gets_json_with_the_alert_and_an_idempotency_key(
-        tmp_path: Path, session: Session, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack, receiver: Receiver) -> None:
+    tmp_path: Path,
+    session: Session,
+    clock: FixedClock,
+    dep: Deployment,
+    slack: FakeSlack,
+    receiver: Receiver,
+) -> None:
     settings = _hook_settings(tmp_path, slack, receiver)
     _fire(session, settings, clock, dep)
     assert [m.channel for m in outbox(session)] == ["slack", "webhook:pager"]
@@ -58,8 +76,13 @@ def test_webhook_gets_json_with_the_alert_and_an_idempotency_key(
 
 
 def test_webhook_5xx_retries_4xx_dead_letters_429_waits(
-        tmp_path: Path, session: Session, clock: FixedClock, dep: Deployment,
-        slack: FakeSlack, receiver: Receiver) -> None:
+    tmp_path: Path,
+    session: Session,
+    clock: FixedClock,
+    dep: Deployment,
+    slack: FakeSlack,
+    receiver: Receiver,
+) -> None:
     settings = _hook_settings(tmp_path, slack, receiver)
     _fire(session, settings, clock, dep)
     receiver.status = 503
@@ -82,19 +105,29 @@ def test_webhook_5xx_retries_4xx_dead_letters_429_waits(
     assert len(receiver.requests) == 3
 
 
-def test_webhook_only_takes_its_kinds(tmp_path: Path, session: Session, clock: FixedClock,
-                                      dep: Deployment, slack: FakeSlack,
-                                      receiver: Receiver) -> None:
+def test_webhook_only_takes_its_kinds(
+    tmp_path: Path,
+    session: Session,
+    clock: FixedClock,
+    dep: Deployment,
+    slack: FakeSlack,
+    receiver: Receiver,
+) -> None:
     settings = _hook_settings(tmp_path, slack, receiver)
-    notify.publish(session, settings=settings, kind="approval_request",
-                   payload={"deployment_id": dep.id}, clock=clock)
+    notify.publish(
+        session,
+        settings=settings,
+        kind="approval_request",
+        payload={"deployment_id": dep.id},
+        clock=clock,
+    )
     session.commit()
     assert [m.channel for m in outbox(session)] == ["slack"]
 
 
 def test_two_drainers_on_postgres_send_each_message_once(
-        pg_engine: Engine, tmp_path: Path, slack: FakeSlack, receiver: Receiver,
-        clock: FixedClock) -> None:
+    pg_engine: Engine, tmp_path: Path, slack: FakeSlack, receiver: Receiver, clock: FixedClock
+) -> None:
     settings = _hook_settings(tmp_path, slack, receiver)
     with Session(pg_engine, expire_on_commit=False) as session:
         environments.sync(session, settings)

@@ -405,19 +405,49 @@ def test_an_open_pausing_alert_holds_promotions_but_not_rollbacks(
     from modeldeck.core.registry import service as registry
 
     for version in ("1.0.0", "1.1.0"):
-        rollouts.promote(session, settings=settings, model="fraud", version=version,
-                         environment="staging", actor=deployer, clock=clock)
+        rollouts.promote(
+            session,
+            settings=settings,
+            model="fraud",
+            version=version,
+            environment="staging",
+            actor=deployer,
+            clock=clock,
+        )
     model = registry.get_model(session, "fraud")
     env = environments.get(session, "staging")
-    alert = alerts.fire(session, settings=settings, rule="drift", severity=Severity.critical,
-                        summary="drift on amount", details={}, model_id=model.id,
-                        environment_id=env.id, pauses_promotions=True, clock=clock)
+    alert = alerts.fire(
+        session,
+        settings=settings,
+        rule="drift",
+        severity=Severity.critical,
+        summary="drift on amount",
+        details={},
+        model_id=model.id,
+        environment_id=env.id,
+        pauses_promotions=True,
+        clock=clock,
+    )
     session.commit()
     before = snapshot(session)
     with pytest.raises(Conflict, match=f"paused by alert {alert.id}"):
-        rollouts.promote(session, settings=settings, model="fraud", version="1.2.0",
-                         environment="staging", actor=deployer, clock=clock)
+        rollouts.promote(
+            session,
+            settings=settings,
+            model="fraud",
+            version="1.2.0",
+            environment="staging",
+            actor=deployer,
+            clock=clock,
+        )
     assert snapshot(session) == before
-    back = rollouts.rollback(session, settings=settings, model="fraud", environment="staging",
-                             actor=deployer, reason="drift", clock=clock)
+    back = rollouts.rollback(
+        session,
+        settings=settings,
+        model="fraud",
+        environment="staging",
+        actor=deployer,
+        reason="drift",
+        clock=clock,
+    )
     assert back.version == "1.0.0" and back.state == "active"

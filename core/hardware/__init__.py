@@ -1,0 +1,1 @@
+"""Hardware: GPU utilisation, memory, power and cost per model version from Prometheus."""

@@ -1,0 +1,125 @@
+"""Decay, Data quality and Drift pages: what they show matches the stored check results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from modeldeck.core.monitoring.models import CheckKind, CheckResult
+from tests.dashboard.conftest import metric, open_page, texts
+from tests.dashboard.world import World
+
+FRAUD_PROD = {"model": "fraud-detector", "env": "production"}
+
+
+def charts(at: Any) -> dict[str, dict[str, Any]]:
+    """Plotly figures by their title."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = (spec["layout"].get("title") or {}).get("text", "")
+        out[title] = spec
+    return out
+
+
+def newest(engine: Engine, kind: CheckKind) -> CheckResult:
+    with Session(engine) as s:
+        row = s.exec(
+            select(CheckResult)
+            .where(CheckResult.kind == kind)
+            .order_by(col(CheckResult.window_end).desc())
+        ).first()
+    assert row is not None
+    return row
+
+
+def test_decay_shows_realised_estimated_reference_and_segments(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    at = open_page("decay", state=FRAUD_PROD)
+    last = newest(sqlite_engine, CheckKind.decay).details["metrics"]["accuracy"]
+    assert last["realised"] is None  # labels lag in the newest window
+    assert metric(at, "Estimated accuracy") == f"{last['estimated']:.4g}"
+    assert metric(at, "Reference") == "0.96"
+    assert "Labels lag: no realised accuracy since" in texts(at)
+    figures = charts(at)
+    main = figures["accuracy of fraud-detector in production"]
+    names = {t["name"] for t in main["data"]}
+    assert {"1.1.0 realised", "1.1.0 estimated", "1.0.0 realised"} <= names
+    assert any(s.get("type") == "line" and s["y0"] == 0.96 for s in main["layout"]["shapes"])
+    vertical = [
+        s for s in main["layout"]["shapes"] if s.get("x0") == s.get("x1") and s.get("yref") != "y"
+    ]
+    assert len(vertical) == 2  # both production deployments in the range are marked
+    segments = figures["accuracy per segment"]
+    assert {t["name"] for t in segments["data"]} == {"app", "web"}
+    newest_estimate = [t for t in main["data"] if t["name"] == "1.1.0 estimated"][0]["y"][-1]
+    assert newest_estimate == last["estimated"]
+
+
+def test_drift_page(seeded: World, sqlite_engine: Engine) -> None:
+    at = open_page("drift", state=FRAUD_PROD)
+    row = newest(sqlite_engine, CheckKind.drift)
+    assert metric(at, "Share drifted (latest)") == f"{row.details['share_drifted']:.0%}"
+    assert metric(at, "Columns drifted now") == "1 of 4"
+    assert "Drifting now: **amount**" in texts(at)
+    figures = charts(at)
+    heat = figures["Drift per column (1 = at the test's threshold)"]["data"][0]
+    assert heat["type"] == "heatmap"
+    assert sorted(heat["y"]) == ["amount", "channel", "country", "hour"]
+    amount = heat["z"][heat["y"].index("amount")]
+    assert amount[-1] == 3.0  # 0.4 / 0.1 = 4× past the line, shown capped at 3
+    latest = {df.value.columns[0]: df.value for df in at.dataframe}["Column"]
+    assert list(latest[latest["Drifted"]]["Column"]) == ["amount"]
+    share = figures["Share of drifted columns"]
+    assert any(s.get("y0") == 0.5 for s in share["layout"]["shapes"])  # drift_share line
+    # The report link of the newest check points at the API's reports route.
+    [link] = at.get("link_button")
+    assert link.proto.url == f"https://modeldeck.test/api/v1/reports/{row.id}"
+    recent = {df.value.columns[0]: df.value for df in at.dataframe}["Window end"]
+    assert recent["Report"].iloc[0] == f"https://modeldeck.test/api/v1/reports/{row.id}"
+
+
+def test_quality_page(seeded: World, sqlite_engine: Engine) -> None:
+    at = open_page("quality", state=FRAUD_PROD)
+    row = newest(sqlite_engine, CheckKind.quality)
+    failing = {name for name, c in row.details["columns"].items() if c["status"] == "fail"}
+    assert failing == {"channel", "country"}
+    said = texts(at)
+    assert "**channel**: 30.0% missing" in said
+    assert "**country**: 37 values in categories the reference never had: XX" in said
+    assert metric(at, "Columns over the missing limit") == "1 of 4"
+    assert metric(at, "Columns with new categories") == "1"
+    [new] = [df.value for df in at.dataframe if "New value" in df.value.columns]
+    assert new[["Column", "New value"]].values.tolist() == [["country", "XX"]]
+    heat = charts(at)["Missing share per column"]["data"][0]
+    channel = heat["z"][heat["y"].index("channel")]
+    assert channel[-1] == 0.3
+
+
+def test_a_model_with_no_checks_yet(seeded: World) -> None:
+    for page in ("decay", "quality", "drift"):
+        at = open_page(page, state={"model": "churn-predictor", "env": "staging"})
+        assert "check has run for **churn-predictor** in **staging**" in texts(at)
+        assert "modeldeck check churn-predictor --env staging" in texts(at)
+        assert not at.get("plotly_chart")
+
+
+def test_a_model_that_never_ran_in_the_environment(seeded: World) -> None:
+    at = open_page("drift", state={"model": "search-ranker", "env": "production"})
+    assert "did not run in **production**" in texts(at)
+
+
+def test_long_range_is_bucketed_daily(seeded: World) -> None:
+    at = open_page("drift", state={**FRAUD_PROD, "range": "1y"})
+    share = charts(at)["Share of drifted columns"]
+    points = sum(
+        len(t["x"])
+        for t in share["data"]
+        if t["type"] == "scatter" and t.get("name") in ("1.0.0", "1.1.0")
+    )
+    assert 19 <= points <= 22  # ~20 days of hourly checks → one point per day and version
+    assert "one point per 1 d" in texts(at).lower()
