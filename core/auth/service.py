@@ -40,6 +40,7 @@ def role_for(
     user: str | None = None,
     groups: list[str] | None = None,
     email: str | None = None,
+    oidc_groups: list[str] | None = None,
 ) -> Role | None:
     """The highest role any of the identity's keys maps to, else the default role."""
     found: list[Role] = []
@@ -48,11 +49,43 @@ def role_for(
     for group in groups or []:
         if group in roles.slack_groups:
             found.append(Role(roles.slack_groups[group]))
+    for group in oidc_groups or []:  # the dashboard's sign-in (IdP groups claim)
+        if group in roles.oidc_groups:
+            found.append(Role(roles.oidc_groups[group]))
     if email and email.lower() in {k.lower(): v for k, v in roles.emails.items()}:
         found.append(Role({k.lower(): v for k, v in roles.emails.items()}[email.lower()]))
     if found:
         return max(found, key=lambda r: r.rank)
     return Role(roles.default) if roles.default else None
+
+
+# Actor names are `<interface>:<identity>`; which list of `roles.people` each interface uses.
+_PEOPLE_LISTS = {"slack": "slack", "dashboard": "emails", "token": "tokens", "cli": "cli"}
+
+
+def person_of(roles: RolesConfig, actor_name: str) -> str:
+    """The person (`roles.people` key) behind an actor name, else the name itself.
+
+    One person may ask through the API and approve from Slack; the two-person rule and "one
+    decision per person" compare what this returns, not the per-interface names.
+    """
+    interface, sep, identity = actor_name.partition(":")
+    section = _PEOPLE_LISTS.get(interface) if sep else None
+    if section is None or not identity:
+        return actor_name
+    wanted = identity.lower() if section == "emails" else identity
+    for person, ids in roles.people.items():
+        listed = getattr(ids, section)
+        if section == "emails":
+            listed = [e.strip().lower() for e in listed]
+        if wanted in listed:
+            return person
+    return actor_name
+
+
+def same_person(roles: RolesConfig, first: str, second: str) -> bool:
+    """True when two actor names belong to one person (or are the same name)."""
+    return first == second or person_of(roles, first) == person_of(roles, second)
 
 
 def create_token(

@@ -65,7 +65,11 @@ def rollback(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment (name or alias).")],
     to: Annotated[
         str | None,
-        typer.Option("--to", help="A version that ran there before (default: the previous one)."),
+        typer.Option(
+            "--to",
+            help="A version that ran there before (default: the previous good one, which "
+            "skips approvals; any other follows the approval policy).",
+        ),
     ] = None,
     reason: Reason = "",
     wait: Wait = False,
@@ -73,7 +77,8 @@ def rollback(
     interval: Interval = 2,
     idempotency_key: Key = None,
 ) -> None:
-    """Roll back to the previous version, or to any version from the history (--to)."""
+    """Roll back to the previous good version at once, or to any version from the history
+    (--to); a --to other than the previous good version needs the environment's approvals."""
     cli = context.get(ctx)
     with cli.session() as session:
         dep = rollouts.rollback(

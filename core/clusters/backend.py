@@ -10,12 +10,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from modeldeck.core.errors import BackendUnavailable
+
 # Annotations modeldeck writes on the objects it changes, so a human reading `kubectl describe`
 # (and `reconcile`) can tell which request put a version there.
 ANNOTATION_MODEL = "modeldeck.io/model"
 ANNOTATION_VERSION = "modeldeck.io/version"
 ANNOTATION_DEPLOYMENT = "modeldeck.io/deployment-id"
 VERSION_ENV = "MODEL_VERSION"
+
+
+class TargetMissing(BackendUnavailable):
+    """The object modeldeck should change does not exist (deleted by hand, or a wrong target)."""
 
 
 @dataclass(frozen=True)
@@ -68,20 +74,39 @@ class Running:
     ready: bool = True
 
 
+def differences(running: Running, release: Release) -> list[str]:
+    """How what an object serves differs from a release (empty: it serves the release).
+
+    Compares what a hand change alters (`kubectl set image` keeps modeldeck's annotations):
+    the version, and the image or artifact where both sides know one.
+    """
+    found = []
+    if running.version != release.version:
+        found.append(f"version {running.version or 'unknown'} instead of {release.version}")
+    if release.image and running.image and running.image != release.image:
+        found.append(f"image {running.image} instead of {release.image}")
+    artifact = running.artifact_uri
+    if release.artifact_uri and artifact and artifact != release.artifact_uri:
+        found.append(f"artifact {artifact} instead of {release.artifact_uri}")
+    return found
+
+
 class ClusterBackend(Protocol):
     """Apply a version, follow its rollout, read what runs.
 
     Every method raises `errors.BackendUnavailable` with a readable reason when the cluster
-    cannot be reached or refuses the change; none of them touches modeldeck's own tables
-    except the simulated backend, whose "cluster" lives in the database.
+    cannot be reached or refuses the change (`TargetMissing` when the object does not exist);
+    none of them touches modeldeck's own tables except the simulated backend, whose "cluster"
+    lives in the database.
     """
 
     def apply(self, target: Target, release: Release) -> Running | None:
         """Start serving `release`; return what ran just before (None if nothing did)."""
         ...
 
-    def rollout_status(self, target: Target, deployment_id: int) -> RolloutStatus:
-        """How the rollout started by modeldeck deployment `deployment_id` is doing."""
+    def rollout_status(self, target: Target, release: Release) -> RolloutStatus:
+        """How the rollout of `release` is doing; failed when the object no longer serves it
+        (changed by hand during the rollout)."""
         ...
 
     def running(self, target: Target) -> Running | None:

@@ -24,6 +24,7 @@ from modeldeck.core.clusters.backend import (
     RolloutStatus,
     Running,
     Target,
+    differences,
     parse_deployment_id,
 )
 from modeldeck.core.config import ClusterConfig
@@ -47,7 +48,7 @@ class KubernetesBackend:
 
     def __init__(self, cluster: ClusterConfig, api_client: k8s.ApiClient | None = None):
         self.cluster = cluster
-        self.api = k8s.AppsV1Api(api_client or kubeclient.api_client(cluster))
+        self.api = k8s.AppsV1Api(api_client or kubeclient.shared_client(cluster))
         self.timeout = kubeclient.timeout(cluster)
 
     def apply(self, target: Target, release: Release) -> Running | None:
@@ -92,8 +93,8 @@ class KubernetesBackend:
         )
         return before
 
-    def rollout_status(self, target: Target, deployment_id: int) -> RolloutStatus:
-        return rollout_phase(self._read(target), deployment_id)
+    def rollout_status(self, target: Target, release: Release) -> RolloutStatus:
+        return rollout_phase(self._read(target), release, target)
 
     def running(self, target: Target) -> Running | None:
         try:
@@ -112,17 +113,25 @@ class KubernetesBackend:
         )
 
 
-def rollout_phase(deployment: k8s.V1Deployment, deployment_id: int) -> RolloutStatus:
-    """kubectl's rollout-status rules, plus: the pod template must still be ours."""
+def rollout_phase(deployment: k8s.V1Deployment, release: Release, target: Target) -> RolloutStatus:
+    """kubectl's rollout-status rules, plus: the pod template must still be ours, and still
+    run our image and version (`kubectl set image` keeps our annotations)."""
     name = deployment.metadata.name if deployment.metadata else "?"
     template_annotations = _template_annotations(deployment)
     found = parse_deployment_id(template_annotations.get(ANNOTATION_DEPLOYMENT))
-    if found != deployment_id:
+    if found != release.deployment_id:
         return RolloutStatus(
             Phase.failed,
             f"Deployment {name} was changed by someone else during "
             f"the rollout (its pod template now belongs to "
             f"{'modeldeck deployment #' + str(found) if found else 'no modeldeck deployment'})",
+        )
+    changed = differences(_running(deployment, target), release)
+    if changed:
+        return RolloutStatus(
+            Phase.failed,
+            f"Deployment {name} was changed by someone else during the rollout "
+            f"(it now runs {', '.join(changed)})",
         )
     status = deployment.status or k8s.V1DeploymentStatus()
     generation = (deployment.metadata.generation if deployment.metadata else None) or 0

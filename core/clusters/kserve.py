@@ -7,6 +7,7 @@ container lists are patched whole, from the object just read.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client as k8s
@@ -22,6 +23,7 @@ from modeldeck.core.clusters.backend import (
     RolloutStatus,
     Running,
     Target,
+    differences,
     parse_deployment_id,
 )
 from modeldeck.core.config import ClusterConfig
@@ -41,7 +43,7 @@ class KServeBackend:
 
     def __init__(self, cluster: ClusterConfig, api_client: k8s.ApiClient | None = None):
         self.cluster = cluster
-        self.api = k8s.CustomObjectsApi(api_client or kubeclient.api_client(cluster))
+        self.api = k8s.CustomObjectsApi(api_client or kubeclient.shared_client(cluster))
         self.timeout = kubeclient.timeout(cluster)
 
     def apply(self, target: Target, release: Release) -> Running | None:
@@ -73,8 +75,8 @@ class KServeBackend:
         )
         return before
 
-    def rollout_status(self, target: Target, deployment_id: int) -> RolloutStatus:
-        return rollout_phase(self._read(target), deployment_id)
+    def rollout_status(self, target: Target, release: Release) -> RolloutStatus:
+        return rollout_phase(self._read(target), release, target)
 
     def running(self, target: Target) -> Running | None:
         try:
@@ -123,16 +125,31 @@ def _conditions(isvc: Obj) -> dict[str, Obj]:
     return {c.get("type", ""): c for c in isvc.get("status", {}).get("conditions", []) or []}
 
 
-def rollout_phase(isvc: Obj, deployment_id: int) -> RolloutStatus:
-    """Ready condition of the current generation; failed loads fail at once."""
+def rollout_phase(isvc: Obj, release: Release, target: Target) -> RolloutStatus:
+    """Ready condition of the current generation; failed loads of it fail at once.
+
+    The generation comes first: until KServe observed the new spec, `modelStatus` still
+    describes the previous one (a BlockedByFailedLoad left by an earlier bad version).
+    """
     meta = isvc.get("metadata", {})
     name = meta.get("name", "?")
     found = parse_deployment_id((meta.get("annotations") or {}).get(ANNOTATION_DEPLOYMENT))
-    if found != deployment_id:
+    if found != release.deployment_id:
         return RolloutStatus(
             Phase.failed, f"InferenceService {name} was changed by someone else during the rollout"
         )
+    changed = differences(_running(isvc, target), _comparable(isvc, release))
+    if changed:
+        return RolloutStatus(
+            Phase.failed,
+            f"InferenceService {name} was changed by someone else during the rollout "
+            f"(it now runs {', '.join(changed)})",
+        )
     status = isvc.get("status") or {}
+    generation = meta.get("generation") or 0
+    observed = status.get("observedGeneration")
+    if generation and (observed is None or observed < generation):
+        return RolloutStatus(Phase.progressing, "waiting for KServe to observe the new spec")
     model_status = status.get("modelStatus") or {}
     if model_status.get("transitionStatus") in _BLOCKED:
         info = model_status.get("lastFailureInfo") or {}
@@ -141,10 +158,6 @@ def rollout_phase(isvc: Obj, deployment_id: int) -> RolloutStatus:
             f"{model_status['transitionStatus']}: "
             f"{info.get('reason', '')} {info.get('message', '')}".strip(),
         )
-    generation = meta.get("generation") or 0
-    observed = status.get("observedGeneration")
-    if generation and (observed is None or observed < generation):
-        return RolloutStatus(Phase.progressing, "waiting for KServe to observe the new spec")
     conditions = _conditions(isvc)
     for kind in ("PredictorReady", "Ready"):
         cond = conditions.get(kind, {})
@@ -160,6 +173,15 @@ def rollout_phase(isvc: Obj, deployment_id: int) -> RolloutStatus:
         f"Ready={ready.get('status', 'Unknown')}"
         + (f" ({ready.get('reason')}: {ready.get('message', '')})" if ready.get("reason") else ""),
     )
+
+
+def _comparable(isvc: Obj, release: Release) -> Release:
+    """The release as the predictor carries it: a model predictor has no MODEL_VERSION env
+    (its version is the annotation) and only a storageUri; a container one only an image."""
+    predictor = isvc.get("spec", {}).get("predictor", {})
+    if "model" in predictor:
+        return replace(release, image="")
+    return replace(release, artifact_uri="")
 
 
 def _chosen(containers: list[Obj], target: Target) -> Obj:

@@ -1,4 +1,4 @@
-"""Kubernetes connections (one per configured cluster/context) and error translation.
+"""Kubernetes connections (one per configured cluster/context, shared) and error translation.
 
 Every call goes through `call`, which turns the client's exceptions into
 `BackendUnavailable` with the API server's own message, so a promote that cannot reach the
@@ -8,6 +8,8 @@ cluster fails with a reason a person can act on.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,14 +20,11 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.util.retry import Retry
 
+from modeldeck.core.clusters.backend import TargetMissing
 from modeldeck.core.config import ClusterConfig
 from modeldeck.core.errors import BackendUnavailable
 
 T = TypeVar("T")
-
-
-class TargetMissing(BackendUnavailable):
-    """The object modeldeck should change does not exist (deleted by hand, or a wrong target)."""
 
 
 def api_client(cluster: ClusterConfig) -> k8s.ApiClient:
@@ -57,6 +56,31 @@ def api_client(cluster: ClusterConfig) -> k8s.ApiClient:
     # Retry connecting (a restarting API server), never a request the server may have seen.
     configuration.retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.2)
     return k8s.ApiClient(configuration)
+
+
+_CLIENTS: dict[tuple[str, bool, str | None, str | None], tuple[float | None, k8s.ApiClient]] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def shared_client(cluster: ClusterConfig) -> k8s.ApiClient:
+    """The ApiClient of this cluster, made once per process and reused, so its connection
+    pool and loaded credentials serve every request; a rewritten kubeconfig gets a new one."""
+    key = (cluster.name, cluster.in_cluster, cluster.kubeconfig, cluster.context)
+    stamp = None if cluster.in_cluster else _modified(cluster.kubeconfig)
+    with _CLIENTS_LOCK:
+        cached = _CLIENTS.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        client = api_client(cluster)
+        _CLIENTS[key] = (stamp, client)
+        return client
+
+
+def _modified(kubeconfig: str | None) -> float | None:
+    try:
+        return os.stat(os.path.expanduser(kubeconfig or "~/.kube/config")).st_mtime
+    except OSError:
+        return None
 
 
 def timeout(cluster: ClusterConfig) -> tuple[float, float]:

@@ -14,7 +14,14 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from modeldeck.core.clock import Clock, as_utc, utcnow
-from modeldeck.core.clusters.backend import Phase, Release, RolloutStatus, Running, Target
+from modeldeck.core.clusters.backend import (
+    Phase,
+    Release,
+    RolloutStatus,
+    Running,
+    Target,
+    TargetMissing,
+)
 from modeldeck.core.clusters.models import SimulatedWorkload
 from modeldeck.core.config import ClusterConfig
 
@@ -62,11 +69,14 @@ class SimulatedBackend:
         self.session.flush()
         return before
 
-    def rollout_status(self, target: Target, deployment_id: int) -> RolloutStatus:
+    def rollout_status(self, target: Target, release: Release) -> RolloutStatus:
         row = self._row(target)
         if row is None:
-            return RolloutStatus(Phase.failed, f"{target.describe('workload')} not found")
-        if row.desired_deployment_id != deployment_id:
+            raise TargetMissing(
+                f"{target.describe('workload')} not found (deleted by hand?)",
+                hint="modeldeck changes existing objects and never creates them",
+            )
+        if row.desired_deployment_id != release.deployment_id:
             return RolloutStatus(
                 Phase.failed,
                 f"{target.describe('workload')} was changed by someone else during the rollout "

@@ -17,10 +17,11 @@ from modeldeck.core.clock import Clock
 from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import BackendUnavailable, Conflict, InvalidInput
-from modeldeck.core.metrics import ROLLBACKS
+from modeldeck.core.metrics import PROMOTIONS, ROLLBACKS
 from modeldeck.core.registry.models import Model, ModelVersion
 from modeldeck.core.rollouts import policy, queries, transitions
 from modeldeck.core.rollouts.models import (
+    ROLLING_OUT,
     Deployment,
     DeploymentKind,
     DeploymentPublic,
@@ -54,21 +55,38 @@ def request_rollback(
     key: str | None,
     slack_channel: str | None,
     clock: Clock,
+    expected_current_id: int | None = None,
 ) -> tuple[Deployment, bool]:
-    """Record a rollback request; (row, False) when the idempotency key replays an earlier one."""
+    """Record a rollback request; (row, False) when the idempotency key replays an earlier one.
+
+    The emergency rollback (to the previous good version) skips approvals and the promotion
+    pause, and supersedes a request awaiting approval in the same transaction; a rollback to
+    any other version is a request like a promote: it follows the approval policy.
+    """
     assert m.id is not None and env.id is not None
     with locked(session, m.id):
         if first := first_with_key(session, key, DeploymentKind.rollback, m, env, wanted):
             return first, False
-        policy.refuse_in_flight(session, m, env)
         current = policy.active(session, m.id, env.id)
         if current is None:
             raise Conflict(
                 f"nothing is active for {m.name} in {env.name}, so there is nothing to roll back",
                 hint="promote a version instead",
             )
+        if expected_current_id is not None and current.id != expected_current_id:
+            running = session.get(ModelVersion, current.version_id)
+            raise Conflict(
+                f"{m.name} in {env.name} changed since you asked: deployment #{current.id} "
+                f"({running.version if running else '?'}) is active now; nothing changed",
+                hint="look at `history` and ask again if you still want to roll back",
+            )
         version = rollback_version(session, m, env, current, wanted)
         assert version.id is not None
+        emergency = is_emergency(session, current, version)
+        flying = check_rollback_allowed(session, m, env, emergency=emergency)
+        waits = not emergency and env.approvals_required > 0
+        if flying is not None:
+            _set_aside(session, flying, clock)
         row, created = insert(
             session,
             key,
@@ -78,17 +96,21 @@ def request_rollback(
                 version_id=version.id,
                 previous_deployment_id=current.id,
                 kind=DeploymentKind.rollback,
-                state=S.pending,
+                state=S.awaiting_approval if waits else S.pending,
                 reason=reason,
                 requested_by=actor.name,
                 requested_via=via(actor),
                 idempotency_key=key,
                 started_at=clock(),
+                pending_since=None if waits else clock(),
                 slack_channel=slack_channel,
+                message=f"waiting for {env.approvals_required} approval(s)" if waits else "",
             ),
         )
         if not created:
             return row, False
+        if flying is not None:
+            _supersede(session, flying, row, actor=actor, clock=clock)
         ctx = transitions.load(session, row)
         transitions.record(
             session,
@@ -98,10 +120,73 @@ def request_rollback(
             clock=clock,
             reason=reason,
             previous_deployment_id=current.id,
+            emergency=emergency,
         )
+        if waits:
+            transitions.notify(session, "approval_request", row, clock)
         session.commit()
     ROLLBACKS.labels(env.name, "auto" if actor.via == "auto" else "manual").inc()
+    if flying is not None and flying.kind == DeploymentKind.promote:
+        PROMOTIONS.labels(env.name, "rejected").inc()
     return row, True
+
+
+def check_rollback_allowed(
+    session: Session, m: Model, env: Environment, *, emergency: bool
+) -> Deployment | None:
+    """Refuse what a rollback must wait for; the request awaiting approval it supersedes.
+
+    Every rollback waits for a rollout being sent or rolling out (the cluster is changing).
+    Only the emergency rollback passes a waiting request and the promotion pause.
+    """
+    assert m.id is not None and env.id is not None
+    flying = policy.in_flight(session, m.id, env.id)
+    if flying is not None and (flying.state in ROLLING_OUT or not emergency):
+        policy.refuse_in_flight(session, m, env, flying=flying)
+    if not emergency:
+        policy.refuse_paused(session, m, env)
+    return flying
+
+
+def is_emergency(session: Session, current: Deployment, version: ModelVersion) -> bool:
+    """A rollback to the previous good version: the remedy that may not wait for anyone."""
+    previous = policy.previous_good(session, current)
+    return previous is not None and previous.version_id == version.id
+
+
+def _set_aside(session: Session, waiting: Deployment, clock: Clock) -> None:
+    """Finish a request awaiting approval first, so the one-in-flight index admits the
+    rollback; `_supersede` names the rollback once it has an id (same transaction)."""
+    transitions.move(
+        session,
+        waiting,
+        to=S.rejected,
+        frm=(S.awaiting_approval,),
+        finished_at=clock(),
+        message="superseded by a rollback",
+    )
+    session.flush()
+
+
+def _supersede(
+    session: Session, waiting: Deployment, rollback: Deployment, *, actor: Actor, clock: Clock
+) -> None:
+    transitions.move(
+        session,
+        waiting,
+        to=S.rejected,
+        frm=(S.rejected,),
+        message=f"superseded by rollback #{rollback.id}",
+    )
+    transitions.record(
+        session,
+        transitions.load(session, waiting),
+        "deployment.reject",
+        actor=actor,
+        clock=clock,
+        superseded_by=rollback.id,
+    )
+    transitions.notify(session, "deployment_update", waiting, clock)
 
 
 def rollback_version(

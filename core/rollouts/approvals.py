@@ -20,6 +20,7 @@ from modeldeck.core.rollouts.models import (
     Approval,
     Decision,
     Deployment,
+    DeploymentKind,
     DeploymentPublic,
     DeploymentState,
 )
@@ -43,14 +44,10 @@ def approve(
     with admission.locked(session, row.model_id):
         session.refresh(row)
         _check_decidable(row)
-        if row.requested_by == actor.name:
-            raise Forbidden(
-                f"{actor.name} requested deployment #{row.id} and cannot approve it "
-                "(two-person rule)",
-                hint="ask another approver",
-            )
-        _add_decision(session, row, actor, Decision.approve, comment, clock)
+        _refuse_requester(settings, row, actor)
         ctx = transitions.load(session, row)
+        _recheck_policy(session, ctx)
+        _add_decision(session, settings, row, actor, Decision.approve, comment, clock)
         given = session.exec(
             select(func.count())
             .select_from(Approval)
@@ -63,6 +60,7 @@ def approve(
                 row,
                 to=S.pending,
                 frm=(S.awaiting_approval,),
+                pending_since=clock(),
                 message=f"approved by {actor.name}",
             )
         transitions.record(
@@ -91,13 +89,13 @@ def reject(
 ) -> DeploymentPublic:
     """Reject a rollout awaiting approval (an approver), or withdraw one's own request."""
     row = queries.get(session, deployment_id)
-    own = row.requested_by == actor.name
+    own = auth.same_person(settings.roles, row.requested_by, actor.name)
     auth.require(actor, Role.deployer if own else Role.approver, "reject rollouts")
     comment = policy.clean_text(comment, "comment")
     with admission.locked(session, row.model_id):
         session.refresh(row)
         _check_decidable(row)
-        _add_decision(session, row, actor, Decision.reject, comment, clock)
+        _add_decision(session, settings, row, actor, Decision.reject, comment, clock)
         ctx = transitions.load(session, row)
         verb = "withdrawn" if own else "rejected"
         transitions.move(
@@ -125,15 +123,54 @@ def _check_decidable(row: Deployment) -> None:
         )
 
 
+def _refuse_requester(settings: Settings, row: Deployment, actor: Actor) -> None:
+    """The two-person rule, by person: asking through one interface and approving through
+    another is still one person."""
+    if row.requested_by == actor.name:
+        raise Forbidden(
+            f"{actor.name} requested deployment #{row.id} and cannot approve it (two-person rule)",
+            hint="ask another approver",
+        )
+    person = auth.person_of(settings.roles, actor.name)
+    if person == auth.person_of(settings.roles, row.requested_by):
+        raise Forbidden(
+            f"{actor.name} is {person}, who requested deployment #{row.id} as "
+            f"{row.requested_by}, and cannot approve it (two-person rule)",
+            hint="ask another approver",
+        )
+
+
+def _recheck_policy(session: Session, ctx: transitions.Context) -> None:
+    """What held when the request was made may not hold now (the version was rolled back in
+    the previous environment, a monitor paused promotions): check again before sending."""
+    policy.refuse_paused(session, ctx.model, ctx.env)
+    if ctx.deployment.kind == DeploymentKind.promote:
+        policy.check_previous(session, ctx.env, ctx.model, ctx.version)
+
+
 def _add_decision(
-    session: Session, row: Deployment, actor: Actor, decision: Decision, comment: str, clock: Clock
+    session: Session,
+    settings: Settings,
+    row: Deployment,
+    actor: Actor,
+    decision: Decision,
+    comment: str,
+    clock: Clock,
 ) -> None:
+    """One decision per person (any of their identities) on one request."""
     assert row.id is not None
-    earlier = session.exec(
-        select(Approval).where(Approval.deployment_id == row.id, Approval.approver == actor.name)
-    ).first()
+    person = auth.person_of(settings.roles, actor.name)
+    earlier = next(
+        (
+            a
+            for a in session.exec(select(Approval).where(Approval.deployment_id == row.id)).all()
+            if a.approver == actor.name or auth.person_of(settings.roles, a.approver) == person
+        ),
+        None,
+    )
     if earlier is not None:
-        raise Conflict(f"{actor.name} already decided on deployment #{row.id} ({earlier.decision})")
+        who = actor.name if earlier.approver == actor.name else f"{person} (as {earlier.approver})"
+        raise Conflict(f"{who} already decided on deployment #{row.id} ({earlier.decision})")
     session.add(
         Approval(
             deployment_id=row.id,

@@ -34,6 +34,9 @@ IN_FLIGHT = (
     DeploymentState.awaiting_approval,
     DeploymentState.rolling_out,
 )
+# Rollouts the cluster is (or is about to be) changing for: what reconcile leaves alone and
+# what an emergency rollback waits for. A request awaiting approval has not touched the cluster.
+ROLLING_OUT = (DeploymentState.pending, DeploymentState.rolling_out)
 FINISHED = (
     DeploymentState.failed,
     DeploymentState.rolled_back,
@@ -94,6 +97,8 @@ class Deployment(SQLModel, table=True):
     requested_via: Via = enum_column(Via, Via.api)
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
     started_at: datetime = timestamp(default_now=True)
+    # became `pending` (on request, or on the last approval): the relaunch grace runs from here
+    pending_since: datetime | None = timestamp()
     applied_at: datetime | None = timestamp()  # sent to the cluster; rollout timeout runs from here
     activated_at: datetime | None = timestamp()
     finished_at: datetime | None = timestamp()
@@ -171,6 +176,23 @@ class RollbackRequest(BaseModel):
     to_version: VersionStr | None = None
     reason: str = Spec(default="", max_length=2000)
     idempotency_key: str | None = Spec(default=None, min_length=1, max_length=200)
+    expected_current_id: int | None = Spec(
+        default=None,
+        gt=0,
+        description="refuse (409) unless this deployment is still the active one",
+    )
+
+
+class RollbackPlan(BaseModel):
+    """What a rollback would do now: shown before a person confirms it."""
+
+    model: str
+    environment: str
+    current_deployment_id: int
+    from_version: str
+    to_version: str
+    approvals_required: int  # 0 for the emergency rollback to the previous good version
+    supersedes: int | None = None  # the request awaiting approval it would reject
 
 
 class ApprovalRequest(BaseModel):

@@ -88,9 +88,12 @@ def active(session: Session, model_id: int, env_id: int) -> Deployment | None:
     ).first()
 
 
-def refuse_in_flight(session: Session, model: Model, env: Environment) -> None:
+def refuse_in_flight(
+    session: Session, model: Model, env: Environment, *, flying: Deployment | None = None
+) -> None:
+    """Conflict while another request of this model in this environment is under way."""
     assert model.id is not None and env.id is not None
-    flying = in_flight(session, model.id, env.id)
+    flying = flying or in_flight(session, model.id, env.id)
     if flying is not None:
         version = session.get(ModelVersion, flying.version_id)
         raise Conflict(
@@ -129,24 +132,46 @@ def was_active(session: Session, model_id: int, env_id: int, version_id: int) ->
     )
 
 
+def ran_well(session: Session, model_id: int, env_id: int, version_id: int) -> bool:
+    """True if the version is active in the environment, or was and was replaced by a newer
+    promotion: an activation that a rollback ended does not count."""
+    return (
+        session.exec(
+            select(Deployment.id).where(
+                Deployment.model_id == model_id,
+                Deployment.environment_id == env_id,
+                Deployment.version_id == version_id,
+                col(Deployment.activated_at).is_not(None),
+                col(Deployment.state).in_([DeploymentState.active, DeploymentState.superseded]),
+            )
+        ).first()
+        is not None
+    )
+
+
 def check_previous(session: Session, env: Environment, model: Model, version: ModelVersion) -> None:
-    """`requires_previous`: a version reaches this environment only after running in that one."""
+    """`requires_previous`: a version reaches this environment only after running in that one
+    without being rolled back there."""
     if not env.requires_previous:
         return
     before = session.exec(
         select(Environment).where(Environment.name == env.requires_previous)
     ).first()
     assert model.id is not None and version.id is not None
-    if (
-        before is None
-        or before.id is None
-        or not was_active(session, model.id, before.id, version.id)
-    ):
-        raise Conflict(
-            f"{model.name} {version.version} cannot go to {env.name} yet: it has not been "
-            f"active in {env.requires_previous}",
-            hint=f"modeldeck promote {model.name} {version.version} --to {env.requires_previous}",
-        )
+    if before is not None and before.id is not None:
+        if ran_well(session, model.id, before.id, version.id):
+            return
+        if was_active(session, model.id, before.id, version.id):
+            raise Conflict(
+                f"{model.name} {version.version} cannot go to {env.name}: it was rolled back "
+                f"in {env.requires_previous}",
+                hint=f"promote a version that runs well in {env.requires_previous}",
+            )
+    raise Conflict(
+        f"{model.name} {version.version} cannot go to {env.name} yet: it has not been "
+        f"active in {env.requires_previous}",
+        hint=f"modeldeck promote {model.name} {version.version} --to {env.requires_previous}",
+    )
 
 
 def previous_good(session: Session, current: Deployment) -> Deployment | None:

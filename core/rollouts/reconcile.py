@@ -23,7 +23,7 @@ from modeldeck.core.clusters.models import ClusterDrift, DriftFinding, DriftKind
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import ModeldeckError
 from modeldeck.core.rollouts import transitions
-from modeldeck.core.rollouts.models import IN_FLIGHT, Deployment, DeploymentState
+from modeldeck.core.rollouts.models import ROLLING_OUT, Deployment, DeploymentState
 
 RECONCILER = Actor(name="modeldeck-reconciler", role=Role.admin, via="auto")
 Difference = tuple[DriftKind, str, str, str]  # kind, expected, observed, message
@@ -32,13 +32,16 @@ Difference = tuple[DriftKind, str, str, str]  # kind, expected, observed, messag
 def reconcile(session: Session, *, settings: Settings, clock: Clock = utcnow) -> list[DriftFinding]:
     """Check every active deployment against its cluster; record and return the differences.
 
-    Pairs with a rollout in flight are skipped (their cluster is meant to be changing). An
+    Pairs with a rollout being sent or rolling out are skipped (their cluster is meant to be
+    changing); a request awaiting approval has not touched the cluster, so it is checked. An
     unreachable cluster is reported as an `unreachable` finding and leaves open findings as
     they are: not being able to look is not the same as the drift being gone.
     """
     busy = {
         (d.model_id, d.environment_id)
-        for d in session.exec(select(Deployment).where(col(Deployment.state).in_(IN_FLIGHT))).all()
+        for d in session.exec(
+            select(Deployment).where(col(Deployment.state).in_(ROLLING_OUT))
+        ).all()
     }
     rows = session.exec(
         select(Deployment).where(Deployment.state == DeploymentState.active).order_by(Deployment.id)

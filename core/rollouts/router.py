@@ -155,6 +155,7 @@ def rollback(
             actor=actor,
             reason=body.reason,
             idempotency_key=_key(idempotency_key, body.idempotency_key),
+            expected_current_id=body.expected_current_id,
             clock=clock,
         ),
     )

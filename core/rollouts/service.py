@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from modeldeck.core import logs
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth import service as auth
 from modeldeck.core.auth.models import Actor, Role
@@ -26,10 +28,12 @@ from modeldeck.core.registry.models import Model, ModelVersion
 from modeldeck.core.rollouts import admission, policy, queries, transitions
 from modeldeck.core.rollouts.approvals import approve, reject
 from modeldeck.core.rollouts.models import (
+    ROLLING_OUT,
     Deployment,
     DeploymentKind,
     DeploymentPublic,
     DeploymentState,
+    RollbackPlan,
 )
 from modeldeck.core.rollouts.reconcile import reconcile
 
@@ -38,6 +42,7 @@ __all__ = [
     "advance_in_flight",
     "approve",
     "auto_rollback",
+    "plan_rollback",
     "promote",
     "reconcile",
     "reject",
@@ -47,6 +52,8 @@ __all__ = [
 S = DeploymentState
 AUTO_ROLLBACK = Actor(name="modeldeck-auto-rollback", role=Role.deployer, via="auto")
 PENDING_GRACE = timedelta(seconds=30)  # a younger `pending` row is still being launched
+AUTO_ROLLBACK_ATTEMPTS = 3  # per judged deployment; each failure is announced
+log = logs.get("modeldeck.rollouts")
 
 
 def promote(
@@ -97,6 +104,7 @@ def promote(
                 requested_via=admission.via(actor),
                 idempotency_key=key,
                 started_at=clock(),
+                pending_since=None if waits else clock(),
                 slack_channel=slack_channel,
                 message=f"waiting for {env.approvals_required} approval(s)" if waits else "",
             ),
@@ -131,11 +139,16 @@ def rollback(
     reason: str = "",
     idempotency_key: str | None = None,
     slack_channel: str | None = None,
+    expected_current_id: int | None = None,
     clock: Clock = utcnow,
 ) -> DeploymentPublic:
     """Go back to the previous good version, or to any version that ran here before.
 
-    Rollbacks skip approvals and `requires_previous`: the version already ran here.
+    The emergency rollback (to the previous good version) skips approvals, the promotion
+    pause and `requires_previous`, and supersedes a request awaiting approval. A rollback to
+    any other version follows the environment's approval policy like a promote.
+    `expected_current_id` (a confirmation step) refuses with Conflict when the active
+    deployment is no longer the one the person saw.
     """
     auth.require(actor, Role.deployer, "roll back models")
     reason, key = policy.clean_text(reason, "reason"), policy.clean_key(idempotency_key)
@@ -153,10 +166,53 @@ def rollback(
         key=key,
         slack_channel=slack_channel,
         clock=clock,
+        expected_current_id=expected_current_id,
     )
     if not created:
         return admission.public(session, row)
     return admission.start(session, row, settings=settings, clock=clock)
+
+
+def plan_rollback(
+    session: Session,
+    *,
+    settings: Settings,
+    model: str,
+    environment: str,
+    actor: Actor,
+    to_version: str | None = None,
+    slack_channel: str | None = None,
+) -> RollbackPlan:
+    """Check a rollback as `rollback` would (role, channel, something runs, the target, what
+    is in flight, the pause) and say what it would do, changing nothing. Pass
+    `current_deployment_id` back to `rollback` as `expected_current_id` so the confirmation
+    runs exactly this plan."""
+    auth.require(actor, Role.deployer, "roll back models")
+    m = registry.get_model(session, model)
+    wanted = registry.get_version(session, m, to_version) if to_version else None
+    env = policy.environment(session, settings, environment)
+    policy.check_channel(settings, env, actor, slack_channel)
+    assert m.id is not None and env.id is not None
+    current = policy.active(session, m.id, env.id)
+    if current is None or current.id is None:
+        raise Conflict(
+            f"nothing is active for {m.name} in {env.name}, so there is nothing to roll back",
+            hint="promote a version instead",
+        )
+    target = admission.rollback_version(session, m, env, current, wanted)
+    running = session.get(ModelVersion, current.version_id)
+    assert running is not None
+    emergency = admission.is_emergency(session, current, target)
+    waiting = admission.check_rollback_allowed(session, m, env, emergency=emergency)
+    return RollbackPlan(
+        model=m.name,
+        environment=env.name,
+        current_deployment_id=current.id,
+        from_version=running.version,
+        to_version=target.version,
+        approvals_required=0 if emergency else env.approvals_required,
+        supersedes=waiting.id if waiting is not None else None,
+    )
 
 
 def advance(
@@ -164,14 +220,18 @@ def advance(
 ) -> DeploymentPublic:
     """Move a rollout on by what the cluster says: rolling_out → active | failed.
 
-    A `pending` row older than a few seconds was left by a crash between commit and apply;
-    it is sent again (applying the same version twice is harmless).
+    A `pending` row that became pending more than a few seconds ago was left by a crash
+    between commit and apply; it is sent again (applying the same version twice is harmless).
+    The grace runs from `pending_since`, not `started_at`: an approved request is old, but its
+    approver's launch may still be running.
     """
     row = queries.get(session, deployment_id)
     if row.state == S.rolling_out:
         transitions.poll(session, row, settings=settings, clock=clock)
-    elif row.state == S.pending and clock() - as_utc(row.started_at) > PENDING_GRACE:
-        transitions.launch(session, row, settings=settings, clock=clock)
+    elif row.state == S.pending:
+        since = as_utc(row.pending_since or row.started_at)
+        if clock() - since > PENDING_GRACE:
+            transitions.launch(session, row, settings=settings, clock=clock)
     return admission.public(session, row)
 
 
@@ -193,6 +253,9 @@ def advance_in_flight(
             )
         except (Conflict, BackendUnavailable, NotFound):
             session.rollback()
+        except Exception as exc:  # noqa: BLE001 - a bug in one rollout must not stop the others
+            session.rollback()
+            log.error("rollouts.advance_failed", deployment_id=deployment_id, error=repr(exc))
     return out
 
 
@@ -209,8 +272,10 @@ def auto_rollback(
     """Roll back after a failed health or quality check, as the audited automation identity.
 
     None when the environment has auto_rollback off, nothing earlier ran there, a rollout is
-    already in flight (audited as skipped), or `deployment_id` (the deployment the check
-    judged) is no longer the active one, so a repeated alert never rolls back twice.
+    being sent to the cluster (audited as skipped), or `deployment_id` (the deployment the
+    check judged) is no longer the active one, so a repeated alert never rolls back twice. A
+    request awaiting approval is superseded. The result may be `failed` (the cluster refused):
+    the next failed check tries again, up to AUTO_ROLLBACK_ATTEMPTS times per deployment.
     """
     env = session.get(Environment, environment_id)
     model = session.get(Model, model_id)
@@ -224,7 +289,8 @@ def auto_rollback(
     previous = policy.previous_good(session, current)
     if previous is None:
         return None
-    if (flying := policy.in_flight(session, model_id, environment_id)) is not None:
+    flying = policy.in_flight(session, model_id, environment_id)
+    if flying is not None and flying.state in ROLLING_OUT:
         audit.record(
             session,
             actor=AUTO_ROLLBACK,
@@ -235,6 +301,11 @@ def auto_rollback(
         )
         session.commit()
         return None
+    assert current.id is not None
+    key, earlier = _auto_rollback_key(session, current.id)
+    if key is None:
+        assert earlier is not None
+        return admission.public(session, earlier)
     target = session.get(ModelVersion, previous.version_id)
     row, created = admission.request_rollback(
         session,
@@ -243,7 +314,7 @@ def auto_rollback(
         target,
         actor=AUTO_ROLLBACK,
         reason=policy.clean_text(f"automatic rollback: {reason}"[:2000], "reason"),
-        key=f"auto-rollback:{current.id}",
+        key=key,
         slack_channel=None,
         clock=clock,
     )
@@ -251,3 +322,29 @@ def auto_rollback(
         return admission.public(session, row)
     BAD_RELEASES_STOPPED.labels(env.name, "check_failed").inc()
     return admission.start(session, row, settings=settings, clock=clock, raise_on_failure=False)
+
+
+def _auto_rollback_key(session: Session, current_id: int) -> tuple[str | None, Deployment | None]:
+    """The idempotency key of the next automatic rollback of deployment `current_id`, or
+    (None, the earlier row) when an attempt is under way or done, or attempts are used up.
+
+    The first attempt is `auto-rollback:<id>`, retries `auto-rollback:<id>:<n>`: a key that
+    replays a failed row would make one failure permanent.
+    """
+    base = f"auto-rollback:{current_id}"
+    earlier = session.exec(
+        select(Deployment)
+        .where(
+            or_(
+                Deployment.idempotency_key == base,
+                col(Deployment.idempotency_key).startswith(base + ":"),
+            )
+        )
+        .order_by(col(Deployment.id).desc())
+    ).all()
+    if not earlier:
+        return base, None
+    last = earlier[0]
+    if last.state != S.failed or len(earlier) >= AUTO_ROLLBACK_ATTEMPTS:
+        return None, last
+    return f"{base}:{len(earlier) + 1}", None

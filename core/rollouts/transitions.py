@@ -23,7 +23,15 @@ from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import SYSTEM, Actor
 from modeldeck.core.clock import Clock, as_utc
 from modeldeck.core.clusters import connect
-from modeldeck.core.clusters.backend import ClusterBackend, Phase, Release, Running
+from modeldeck.core.clusters.backend import (
+    ClusterBackend,
+    Phase,
+    Release,
+    Running,
+    Target,
+    TargetMissing,
+    differences,
+)
 from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import Conflict, ModeldeckError
@@ -159,16 +167,24 @@ def launch(
 ) -> ModeldeckError | None:
     """Send a committed `pending` deployment to its cluster, then look at it once.
 
-    Returns the error when the cluster could not take the change; the deployment is then
-    `failed` with that reason and nothing else changed (the active version still runs).
+    Returns the error when the cluster did not take the change; the deployment is then
+    `failed` with that reason and nothing else changed (the active version still runs). An
+    error answer does not prove that: a PATCH may be applied and its answer lost (timeout, a
+    500 after the write), so the object is read back; if it carries this deployment, the
+    rollout is under way and `advance` follows it.
     """
     ctx = load(session, row)
     target = connect.target_of(ctx.env, ctx.model.name)
+    backend: ClusterBackend | None = None
     try:
         backend = connect.backend_for(settings, ctx.env.cluster, session=session, clock=clock)
         before = backend.apply(target, _release(ctx))
     except ModeldeckError as exc:
         session.rollback()
+        if backend is not None and _applied_anyway(backend, target, row):
+            note = f"the cluster took the change but answered: {exc}"[:4000]
+            _under_way(session, ctx, None, note, settings=settings, clock=clock, backend=backend)
+            return None
         try:
             fail(
                 session,
@@ -181,14 +197,38 @@ def launch(
             return None  # another process got there first and decided
         return exc
     note = _drift_note(session, ctx, before)
+    _under_way(session, ctx, before, note, settings=settings, clock=clock, backend=backend)
+    return None
+
+
+def _applied_anyway(backend: ClusterBackend, target: Target, row: Deployment) -> bool:
+    """True when the object carries this deployment although applying answered an error."""
+    try:
+        now = backend.running(target)
+    except ModeldeckError:
+        return False  # cannot tell: fail it; reconcile reports a change that did land
+    return now is not None and now.deployment_id == row.id
+
+
+def _under_way(
+    session: Session,
+    ctx: Context,
+    before: Running | None,
+    note: str,
+    *,
+    settings: Settings,
+    clock: Clock,
+    backend: ClusterBackend,
+) -> None:
+    """pending → rolling_out (the cluster has the change), then look at it once."""
+    row = ctx.deployment
     try:
         move(session, row, to=S.rolling_out, frm=(S.pending,), applied_at=clock(), message=note)
     except Conflict:
-        return None  # another process launched it meanwhile; its poll decides
+        return  # another process launched it meanwhile; its poll decides
     record(session, ctx, "deployment.rollout", clock=clock, cluster_before=_running_dict(before))
     session.commit()
     poll(session, row, settings=settings, clock=clock, backend=backend)
-    return None
 
 
 def _drift_note(session: Session, ctx: Context, before: Running | None) -> str:
@@ -234,7 +274,10 @@ def poll(
         backend = backend or connect.backend_for(
             settings, ctx.env.cluster, session=session, clock=clock
         )
-        status = backend.rollout_status(target, row.id)
+        status = backend.rollout_status(target, _release(ctx))
+    except TargetMissing as exc:
+        # Deleted during the rollout: nothing will ever become available, say so now.
+        phase, message = Phase.failed, f"the serving object is gone: {exc}"
     except ModeldeckError as exc:
         phase, message = Phase.progressing, f"cannot read the rollout status: {exc}"
     else:
@@ -260,15 +303,21 @@ def restore(session: Session, ctx: Context, backend: ClusterBackend) -> str:
 
     Kubernetes keeps the failed spec (old pods serve, new ones never become available), so
     without this the cluster would claim a version modeldeck calls failed. Only our own change
-    is undone: when the object no longer carries this deployment's id, someone else changed
-    it and it is left alone (reconcile reports it). Returns a note for the message.
+    is undone: when the object no longer carries this deployment (its id, version and image),
+    someone else changed it and it is left alone (reconcile reports it). Returns a note for
+    the message.
     """
     assert ctx.model.id is not None and ctx.env.id is not None
     target = connect.target_of(ctx.env, ctx.model.name)
     current = policy.active(session, ctx.model.id, ctx.env.id)
     try:
         now = backend.running(target)
-        if current is None or now is None or now.deployment_id != ctx.deployment.id:
+        if (
+            current is None
+            or now is None
+            or now.deployment_id != ctx.deployment.id
+            or differences(now, _release(ctx))
+        ):
             return ""
         previous = load(session, current)
         backend.apply(target, _release(previous))

@@ -14,8 +14,12 @@ status the fake derives on every read from the object's `mode`:
   stuck  never becomes available; after `deadline` seconds the Deployment reports
          ProgressDeadlineExceeded (an InferenceService reports BlockedByFailedLoad)
 
-Faults: `down()`/`up()` (connection refused), `fail_next(n, status)`, `slow_next(n, seconds)`,
-`delete()` (deleted by hand), `edit()` (changed by hand). Every request is recorded.
+Faults: `down()`/`up()` (connection refused), `fail_next(n, status)`, `slow_next(n, seconds)`
+(both optionally for one `method` only, and `after_apply=True` to do the work first and then
+answer late or with the error, as an API server whose write landed but whose answer was lost),
+`delete()` (deleted by hand), `edit()` (changed by hand), `freeze_status()` (the controller has
+not looked yet: reads keep the status as it was, stale observedGeneration included). Every
+request is recorded.
 """
 
 from __future__ import annotations
@@ -63,12 +67,26 @@ class _Item:
     deadline: float = 0.0
     changed_at: float | None = None  # None: never changed since created (steady)
     finished: bool = False
+    frozen_status: Obj | None = None
+
+
+@dataclass
+class _Fault:
+    status: int | None = None  # answer with this error…
+    seconds: float = 0.0  # …or this late
+    method: str | None = None  # only for requests with this method (None: any)
+    after_apply: bool = False  # do the work first, then misbehave
 
 
 @dataclass
 class _Faults:
-    fail: list[int] = field(default_factory=list)
-    slow: list[float] = field(default_factory=list)
+    queue: list[_Fault] = field(default_factory=list)
+
+    def pop(self, method: str) -> _Fault | None:
+        for i, fault in enumerate(self.queue):
+            if fault.method is None or fault.method == method:
+                return self.queue.pop(i)
+        return None
 
 
 class FakeKubernetes:
@@ -117,13 +135,27 @@ class FakeKubernetes:
             self._server = None
 
     # faults -----------------------------------------------------------------------------
-    def fail_next(self, count: int = 1, status: int = 500) -> None:
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        *,
+        method: str | None = None,
+        after_apply: bool = False,
+    ) -> None:
         with self._lock:
-            self._faults.fail.extend([status] * count)
+            self._faults.queue.extend(
+                _Fault(status=status, method=method, after_apply=after_apply) for _ in range(count)
+            )
 
-    def slow_next(self, count: int, seconds: float) -> None:
+    def slow_next(
+        self, count: int, seconds: float, *, method: str | None = None, after_apply: bool = False
+    ) -> None:
         with self._lock:
-            self._faults.slow.extend([seconds] * count)
+            self._faults.queue.extend(
+                _Fault(seconds=seconds, method=method, after_apply=after_apply)
+                for _ in range(count)
+            )
 
     # objects ----------------------------------------------------------------------------
     def add_deployment(
@@ -184,6 +216,16 @@ class FakeKubernetes:
             item = self._items[(plural, namespace, name)]
             self._store(item, change)
 
+    def freeze_status(self, plural: str, namespace: str, name: str) -> None:
+        """Serve the status as it is now until `thaw_status`, whatever the spec becomes."""
+        with self._lock:
+            item = self._items[(plural, namespace, name)]
+            item.frozen_status = self._render(plural, item)["status"]
+
+    def thaw_status(self, plural: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._items[(plural, namespace, name)].frozen_status = None
+
     def delete(self, plural: str, namespace: str, name: str) -> None:
         with self._lock:
             del self._items[(plural, namespace, name)]
@@ -209,6 +251,9 @@ class FakeKubernetes:
 
     def _render(self, plural: str, item: _Item) -> Obj:
         body = copy.deepcopy(item.body)
+        if item.frozen_status is not None:
+            body["status"] = copy.deepcopy(item.frozen_status)
+            return body
         phase = self._phase(item)
         body["status"] = (
             objects.deployment_status(body, phase)
@@ -238,14 +283,21 @@ class FakeKubernetes:
             self.requests.append(Recorded(method, path, content_type, body))
             if headers.get("authorization") != f"Bearer {self.token}":
                 return 401, objects.status(401, "Unauthorized", "Unauthorized")
-            if self._faults.fail:
-                code = self._faults.fail.pop(0)
-                return code, objects.status(
-                    code, "InternalError", "Internal error occurred: etcdserver: request timed out"
-                )
-            delay = self._faults.slow.pop(0) if self._faults.slow else 0.0
-        if delay:
-            time.sleep(delay)
+            fault = self._faults.pop(method)
+        if fault is None or not fault.after_apply:
+            if fault is not None and fault.status is not None:
+                return fault.status, objects.internal_error(fault.status)
+            if fault is not None and fault.seconds:
+                time.sleep(fault.seconds)
+            return self._serve(method, path, content_type, body)
+        answer = self._serve(method, path, content_type, body)
+        if fault.seconds:
+            time.sleep(fault.seconds)
+        if fault.status is not None:
+            return fault.status, objects.internal_error(fault.status)
+        return answer
+
+    def _serve(self, method: str, path: str, content_type: str, body: Any) -> tuple[int, Obj]:
         match = _PATH.match(path.split("?")[0])
         if match is None:
             return 404, objects.status(

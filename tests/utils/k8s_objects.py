@@ -154,6 +154,11 @@ def status(code: int, reason: str, message: str) -> Obj:
     }
 
 
+def internal_error(code: int) -> Obj:
+    """What an API server answers when etcd is slow (the write may or may not have landed)."""
+    return status(code, "InternalError", "Internal error occurred: etcdserver: request timed out")
+
+
 def deployment_status(body: Obj, phase: str) -> Obj:
     want = body["spec"].get("replicas", 1)
     generation = body["metadata"]["generation"]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:25:49.932672
+Create Date: 2026-12-01 20:46:40.155589
 """
 
 from collections.abc import Sequence
@@ -151,6 +151,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("requeued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
@@ -332,6 +333,7 @@ def upgrade() -> None:
         ),
         sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pending_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
@@ -433,6 +435,20 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_gpu_usage_hourly_version_hour", ["version_id", "hour"], unique=False
+        )
+        batch_op.create_index(
+            "uq_gpu_usage_hourly_attributed",
+            ["hour", "cluster", "gpu_uuid", "mig_instance", "namespace", "pod", "version_id"],
+            unique=True,
+            postgresql_where=sa.text("version_id IS NOT NULL"),
+            sqlite_where=sa.text("version_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_gpu_usage_hourly_unattributed",
+            ["hour", "cluster", "gpu_uuid", "mig_instance", "namespace", "pod"],
+            unique=True,
+            postgresql_where=sa.text("version_id IS NULL"),
+            sqlite_where=sa.text("version_id IS NULL"),
         )
 
     op.create_table(
@@ -615,6 +631,16 @@ def downgrade() -> None:
     op.drop_table("approval")
     op.drop_table("reference_profile")
     with op.batch_alter_table("gpu_usage_hourly", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_gpu_usage_hourly_unattributed",
+            postgresql_where=sa.text("version_id IS NULL"),
+            sqlite_where=sa.text("version_id IS NULL"),
+        )
+        batch_op.drop_index(
+            "uq_gpu_usage_hourly_attributed",
+            postgresql_where=sa.text("version_id IS NOT NULL"),
+            sqlite_where=sa.text("version_id IS NOT NULL"),
+        )
         batch_op.drop_index("ix_gpu_usage_hourly_version_hour")
         batch_op.drop_index(batch_op.f("ix_gpu_usage_hourly_model_id"))
         batch_op.drop_index(batch_op.f("ix_gpu_usage_hourly_hour"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from modeldeck.core.clusters.backend import Phase, Release, Running, Target
+from modeldeck.core.clusters.backend import Phase, Release, RolloutStatus, Running, Target
 from modeldeck.core.clusters.kserve import KServeBackend
 from modeldeck.core.config import ClusterConfig
 from modeldeck.core.errors import BackendUnavailable
@@ -45,7 +47,7 @@ def test_apply_patches_the_storage_uri_with_a_json_merge_patch(
         "storageUri": "s3://models/fraud/1.3.0",
     }
     assert obj["metadata"]["annotations"]["modeldeck.io/deployment-id"] == "9"
-    assert backend.rollout_status(TARGET, 9).phase == Phase.available
+    assert backend.rollout_status(TARGET, RELEASE).phase == Phase.available
     assert backend.running(TARGET) == Running(
         version="1.3.0", artifact_uri="s3://models/fraud/1.3.0", deployment_id=9, ready=True
     )
@@ -67,11 +69,11 @@ def test_a_container_predictor_gets_the_image_and_version(
 def test_ready_condition_drives_the_rollout(fake: FakeKubernetes, backend: KServeBackend) -> None:
     fake.add_inference_service("ml-prod", "fraud", storage_uri="s3://old", mode="hold")
     backend.apply(TARGET, RELEASE)
-    status = backend.rollout_status(TARGET, 9)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.progressing
     assert status.message.startswith("Ready=False (RevisionMissing: Configuration")
     fake.finish(ISVC, "ml-prod", "fraud")
-    assert backend.rollout_status(TARGET, 9).phase == Phase.available
+    assert backend.rollout_status(TARGET, RELEASE).phase == Phase.available
 
 
 def test_a_model_that_fails_to_load_fails_the_rollout_with_kserves_reason(
@@ -79,7 +81,7 @@ def test_a_model_that_fails_to_load_fails_the_rollout_with_kserves_reason(
 ) -> None:
     fake.add_inference_service("ml-prod", "fraud", storage_uri="s3://old", mode="stuck")
     backend.apply(TARGET, RELEASE)
-    status = backend.rollout_status(TARGET, 9)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.failed
     assert status.message.startswith("BlockedByFailedLoad: ModelLoadFailed Revision")
 
@@ -104,3 +106,45 @@ def test_missing_inference_service(fake: FakeKubernetes, backend: KServeBackend)
         BackendUnavailable, match='inferenceservices.serving.kserve.io "fraud" not found'
     ):
         backend.apply(TARGET, RELEASE)
+
+
+def test_a_stale_failed_load_of_the_previous_spec_does_not_fail_the_next_rollout(
+    fake: FakeKubernetes, backend: KServeBackend
+) -> None:
+    fake.add_inference_service("ml-prod", "fraud", storage_uri="s3://old", mode="stuck")
+    backend.apply(TARGET, RELEASE)
+    assert backend.rollout_status(TARGET, RELEASE).phase == Phase.failed  # BlockedByFailedLoad
+    # A fixed version: until KServe reconciles the new generation, the status it serves still
+    # describes the failed one (observedGeneration behind, BlockedByFailedLoad).
+    fake.freeze_status(ISVC, "ml-prod", "fraud")
+    fake.set_mode(ISVC, "ml-prod", "fraud", "ok")
+    fixed = replace(
+        RELEASE, version="1.3.1", artifact_uri="s3://models/fraud/1.3.1", deployment_id=10
+    )
+    backend.apply(TARGET, fixed)
+    obj = fake.get(ISVC, "ml-prod", "fraud")
+    assert obj["status"]["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad"
+    assert obj["status"]["observedGeneration"] < obj["metadata"]["generation"]
+    status = backend.rollout_status(TARGET, fixed)
+    assert status == RolloutStatus(Phase.progressing, "waiting for KServe to observe the new spec")
+    fake.thaw_status(ISVC, "ml-prod", "fraud")
+    assert backend.rollout_status(TARGET, fixed).phase == Phase.available
+
+
+def test_a_storage_uri_changed_by_hand_during_the_rollout_fails_it(
+    fake: FakeKubernetes, backend: KServeBackend
+) -> None:
+    fake.add_inference_service("ml-prod", "fraud", storage_uri="s3://old", mode="hold")
+    backend.apply(TARGET, RELEASE)
+    fake.edit(
+        ISVC,
+        "ml-prod",
+        "fraud",
+        lambda obj: obj["spec"]["predictor"]["model"].update({"storageUri": "s3://hotfix"}),
+    )
+    fake.finish(ISVC, "ml-prod", "fraud")
+    status = backend.rollout_status(TARGET, RELEASE)
+    assert status.phase == Phase.failed
+    assert status.message.endswith(
+        "(it now runs artifact s3://hotfix instead of s3://models/fraud/1.3.0)"
+    )

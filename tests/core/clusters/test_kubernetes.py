@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlmodel import Session
 
+from modeldeck.core.clusters import connect
 from modeldeck.core.clusters.backend import Phase, Release, Running, Target
 from modeldeck.core.clusters.k8s import KubernetesBackend
 from modeldeck.core.clusters.kubeclient import TargetMissing
-from modeldeck.core.config import ClusterConfig
+from modeldeck.core.config import ClusterConfig, Settings
 from modeldeck.core.errors import BackendUnavailable
 from tests.utils.fake_k8s import DEPLOYMENT, FakeKubernetes, write_kubeconfig
 
@@ -88,14 +92,14 @@ def test_rollout_status_follows_the_deployment_controller(
 ) -> None:
     fake.set_mode(DEPLOYMENT, "ml-prod", "fraud", "hold")
     backend.apply(TARGET, RELEASE)
-    status = backend.rollout_status(TARGET, 42)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.progressing
     assert status.message == "1 of 2 new replicas have been updated"
     assert backend.running(TARGET) == Running(
         version="1.3.0", image="ghcr.io/acme/fraud:1.3.0", deployment_id=42, ready=True
     )
     fake.finish(DEPLOYMENT, "ml-prod", "fraud")
-    status = backend.rollout_status(TARGET, 42)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.available
 
 
@@ -104,7 +108,7 @@ def test_an_unobserved_generation_is_still_progressing(
 ) -> None:
     fake.set_mode(DEPLOYMENT, "ml-prod", "fraud", "ok", seconds=3600)
     backend.apply(TARGET, RELEASE)
-    status = backend.rollout_status(TARGET, 42)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.progressing
     assert status.message == "waiting for the Deployment controller to observe the new spec"
 
@@ -114,7 +118,7 @@ def test_progress_deadline_exceeded_is_a_failure_in_the_clusters_words(
 ) -> None:
     fake.set_mode(DEPLOYMENT, "ml-prod", "fraud", "stuck", deadline=0)
     backend.apply(TARGET, RELEASE)
-    status = backend.rollout_status(TARGET, 42)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.failed
     assert status.message.startswith('ProgressDeadlineExceeded: ReplicaSet "fraud-')
     assert status.message.endswith("has timed out progressing.")
@@ -132,7 +136,7 @@ def test_a_template_changed_by_someone_else_fails_the_rollout(
             {"modeldeck.io/deployment-id": "hand-edit"}
         ),
     )
-    status = backend.rollout_status(TARGET, 42)
+    status = backend.rollout_status(TARGET, RELEASE)
     assert status.phase == Phase.failed
     assert "changed by someone else" in status.message
 
@@ -251,3 +255,61 @@ def test_a_named_container_annotation_picks_the_container(
     ]
     assert proxy == {"name": "proxy", "image": "envoy:1"}
     assert server["image"] == "ghcr.io/acme/fraud:1.3.0"
+
+
+def test_kubectl_set_image_during_the_rollout_fails_it_although_our_annotations_stay(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    fake.set_mode(DEPLOYMENT, "ml-prod", "fraud", "hold")
+    backend.apply(TARGET, RELEASE)
+
+    def set_image(obj: dict[str, Any]) -> None:  # what `kubectl set image` changes
+        obj["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/acme/fraud:hotfix"
+
+    fake.edit(DEPLOYMENT, "ml-prod", "fraud", set_image)
+    fake.finish(DEPLOYMENT, "ml-prod", "fraud")  # the hand-made ReplicaSet becomes available
+    annotations = fake.get(DEPLOYMENT, "ml-prod", "fraud")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert annotations["modeldeck.io/deployment-id"] == "42"
+    status = backend.rollout_status(TARGET, RELEASE)
+    assert status.phase == Phase.failed
+    assert status.message == (
+        "Deployment fraud was changed by someone else during the rollout (it now runs image "
+        "ghcr.io/acme/fraud:hotfix instead of ghcr.io/acme/fraud:1.3.0)"
+    )
+
+
+def test_a_model_version_env_changed_by_hand_fails_the_rollout(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    backend.apply(TARGET, RELEASE)
+
+    def set_env(obj: dict[str, Any]) -> None:  # `kubectl set env deployment/fraud MODEL_VERSION=`
+        for env in obj["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if env["name"] == "MODEL_VERSION":
+                env["value"] = "1.2.0"
+
+    fake.edit(DEPLOYMENT, "ml-prod", "fraud", set_env)
+    status = backend.rollout_status(TARGET, RELEASE)
+    assert status.phase == Phase.failed
+    assert "it now runs version 1.2.0 instead of 1.3.0" in status.message
+
+
+def test_backends_of_one_cluster_share_one_api_client(
+    session: Session, fake: FakeKubernetes, cluster: ClusterConfig, tmp_path: Path
+) -> None:
+    settings = Settings(clusters=[cluster], database_url=f"sqlite:///{tmp_path}/x.db")
+    first = connect.backend_for(settings, "gpu-a100", session=session)
+    again = connect.backend_for(settings, "gpu-a100", session=session)
+    assert isinstance(first, KubernetesBackend) and isinstance(again, KubernetesBackend)
+    assert first is not again and first.api.api_client is again.api.api_client
+    # A rewritten kubeconfig (rotated credentials) is loaded again.
+    assert cluster.kubeconfig is not None
+    config = Path(cluster.kubeconfig)
+    config.write_text(config.read_text())
+    stamp = config.stat().st_mtime + 5
+    os.utime(config, (stamp, stamp))
+    fresh = connect.backend_for(settings, "gpu-a100", session=session)
+    assert isinstance(fresh, KubernetesBackend)
+    assert fresh.api.api_client is not first.api.api_client

@@ -30,12 +30,12 @@ def test_a_rollout_takes_rollout_seconds_and_the_old_version_serves_meanwhile(
     assert backend.running(TARGET) is None
     assert backend.apply(TARGET, _release("1", 1)) is None
     clock.advance(seconds=30)
-    assert backend.rollout_status(TARGET, 1).phase == Phase.available
+    assert backend.rollout_status(TARGET, _release("1", 1)).phase == Phase.available
     assert backend.apply(TARGET, _release("2", 2)) == Running(
         version="1", image="img:1", deployment_id=1
     )
     clock.advance(seconds=10)
-    assert backend.rollout_status(TARGET, 2).phase == Phase.progressing
+    assert backend.rollout_status(TARGET, _release("2", 2)).phase == Phase.progressing
     assert backend.running(TARGET) == Running(version="1", image="img:1", deployment_id=1)
     clock.advance(seconds=20)
     assert backend.running(TARGET) == Running(version="2", image="img:2", deployment_id=2)
@@ -48,18 +48,18 @@ def test_failures_are_reproducible_per_rollout(session: Session, clock: FixedClo
     outcomes = []
     for deployment_id in range(1, 41):
         half.apply(TARGET, _release("x", deployment_id))
-        outcomes.append(half.rollout_status(TARGET, deployment_id).phase)
+        outcomes.append(half.rollout_status(TARGET, _release("x", deployment_id)).phase)
     assert 5 < outcomes.count(Phase.failed) < 35  # about half, from a seeded random
     again = []
     for deployment_id in range(1, 41):
         half.apply(TARGET, _release("x", deployment_id))
-        again.append(half.rollout_status(TARGET, deployment_id).phase)
+        again.append(half.rollout_status(TARGET, _release("x", deployment_id)).phase)
     assert again == outcomes
     never = SimulatedBackend(
         ClusterConfig(name="sim", failure_rate=0.0), session=session, clock=clock
     )
     never.apply(TARGET, _release("y", 99))
-    assert never.rollout_status(TARGET, 99).phase == Phase.available
+    assert never.rollout_status(TARGET, _release("y", 99)).phase == Phase.available
 
 
 def test_hand_changes(session: Session, clock: FixedClock) -> None:

@@ -5,12 +5,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from modeldeck.core.alerts import service as alerts
+from modeldeck.core.alerts.models import Severity
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import FixedClock
 from modeldeck.core.config import Settings
 from modeldeck.core.environments import service as environments
 from modeldeck.core.errors import Conflict, Forbidden, NotFound
 from modeldeck.core.notify.models import OutboxMessage
+from modeldeck.core.registry import service as registry
 from modeldeck.core.rollouts import service as rollouts
 from modeldeck.core.rollouts.models import DeploymentPublic
 from tests.conftest import make_settings
@@ -224,3 +227,217 @@ def test_after_a_rejection_a_new_request_may_be_made(
         clock=clock,
     )
     assert again.state == "awaiting_approval" and again.id != waiting.id
+
+
+PEOPLE = {
+    "ana": {
+        "slack": ["U01ANA"],
+        "emails": ["Ana@Acme.io"],
+        "tokens": ["ana-laptop"],
+        "cli": ["ana"],
+    },
+    "ben": {"slack": ["U01BEN"], "cli": ["ben"]},
+}
+
+
+@pytest.fixture
+def people(tmp_path: Path, session: Session, admin: Actor, approver: Actor) -> Settings:
+    """Production needs two approvals; ana and ben each act through several interfaces."""
+    settings = make_settings(tmp_path, roles={"people": PEOPLE})
+    settings.environments[1].approvals_required = 2
+    environments.sync(session, settings)
+    register(session, admin)
+    return settings
+
+
+def test_one_person_cannot_approve_through_another_interface(
+    session: Session, people: Settings, deployer: Actor, approver: Actor, clock: FixedClock
+) -> None:
+    live(session, people, clock, deployer, approver, "1.0.0", "staging")
+    asked = rollouts.promote(
+        session,
+        settings=people,
+        model="fraud",
+        version="1.0.0",
+        environment="production",
+        actor=Actor(name="token:ana-laptop", role=Role.approver, via="api"),
+        clock=clock,
+    )
+    before = snapshot(session)
+    for name, via in (("slack:U01ANA", "slack"), ("dashboard:ana@acme.io", "dashboard")):
+        with pytest.raises(
+            Forbidden,
+            match=rf"{name} is ana, who requested deployment #{asked.id} as token:ana-laptop, "
+            r"and cannot approve it \(two-person rule\)",
+        ):
+            rollouts.approve(
+                session,
+                settings=people,
+                deployment_id=asked.id,
+                actor=Actor(name=name, role=Role.admin, via=via),
+                clock=clock,
+            )
+    assert snapshot(session) == before
+    # Withdrawing one's own request works from any of one's interfaces (deployer is enough).
+    withdrawn = rollouts.reject(
+        session,
+        settings=people,
+        deployment_id=asked.id,
+        actor=Actor(name="cli:ana", role=Role.deployer, via="cli"),
+        clock=clock,
+    )
+    assert withdrawn.message == "withdrawn by cli:ana"
+
+
+def test_one_person_decides_once_whatever_interface_they_use(
+    session: Session, people: Settings, deployer: Actor, approver: Actor, clock: FixedClock
+) -> None:
+    live(session, people, clock, deployer, approver, "1.0.0", "staging")
+    asked = rollouts.promote(
+        session,
+        settings=people,
+        model="fraud",
+        version="1.0.0",
+        environment="production",
+        actor=deployer,
+        clock=clock,
+    )
+    once = rollouts.approve(
+        session,
+        settings=people,
+        deployment_id=asked.id,
+        actor=Actor(name="slack:U01BEN", role=Role.approver, via="slack"),
+        clock=clock,
+    )
+    assert once.state == "awaiting_approval"
+    before = snapshot(session)
+    with pytest.raises(Conflict, match=r"ben \(as slack:U01BEN\) already decided on deployment"):
+        rollouts.approve(
+            session,
+            settings=people,
+            deployment_id=asked.id,
+            actor=Actor(name="cli:ben", role=Role.approver, via="cli"),
+            clock=clock,
+        )
+    assert snapshot(session) == before
+    done = rollouts.approve(
+        session,
+        settings=people,
+        deployment_id=asked.id,
+        actor=Actor(name="slack:U01ANA", role=Role.approver, via="slack"),
+        clock=clock,
+    )
+    assert done.state == "active"
+
+
+def test_approval_rechecks_requires_previous_and_the_pause(
+    session: Session,
+    settings: Settings,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+    clock: FixedClock,
+) -> None:
+    register(session, admin)
+    live(session, settings, clock, deployer, approver, "1.0.0", "staging")
+    live(session, settings, clock, deployer, approver, "1.1.0", "staging")
+    asked = rollouts.promote(
+        session,
+        settings=settings,
+        model="fraud",
+        version="1.1.0",
+        environment="production",
+        actor=deployer,
+        clock=clock,
+    )
+    # While it waits, 1.1.0 turns out bad in staging and is rolled back there.
+    rollouts.rollback(
+        session,
+        settings=settings,
+        model="fraud",
+        environment="staging",
+        actor=deployer,
+        clock=clock,
+    )
+    before = snapshot(session)
+    with pytest.raises(Conflict, match="fraud 1.1.0 cannot go to production: it was rolled back"):
+        rollouts.approve(
+            session, settings=settings, deployment_id=asked.id, actor=approver, clock=clock
+        )
+    assert snapshot(session) == before
+    rollouts.reject(session, settings=settings, deployment_id=asked.id, actor=deployer, clock=clock)
+    asked = rollouts.promote(
+        session,
+        settings=settings,
+        model="fraud",
+        version="1.0.0",
+        environment="production",
+        actor=deployer,
+        clock=clock,
+    )
+    model = registry.get_model(session, "fraud")
+    env = environments.get(session, "production")
+    alert = alerts.fire(
+        session,
+        settings=settings,
+        rule="drift",
+        severity=Severity.critical,
+        summary="drift on amount",
+        details={},
+        model_id=model.id,
+        environment_id=env.id,
+        pauses_promotions=True,
+        clock=clock,
+    )
+    session.commit()
+    before = snapshot(session)
+    with pytest.raises(Conflict, match=f"paused by alert {alert.id}"):
+        rollouts.approve(
+            session, settings=settings, deployment_id=asked.id, actor=approver, clock=clock
+        )
+    assert snapshot(session) == before
+
+
+def test_a_version_rolled_back_in_staging_cannot_be_promoted_to_production(
+    session: Session,
+    settings: Settings,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+    clock: FixedClock,
+) -> None:
+    register(session, admin)
+    live(session, settings, clock, deployer, approver, "1.0.0", "staging")
+    live(session, settings, clock, deployer, approver, "1.1.0", "staging")
+    rollouts.rollback(
+        session,
+        settings=settings,
+        model="fraud",
+        environment="staging",
+        actor=deployer,
+        clock=clock,
+    )
+    before = snapshot(session)
+    with pytest.raises(Conflict, match="it was rolled back in staging") as exc:
+        rollouts.promote(
+            session,
+            settings=settings,
+            model="fraud",
+            version="1.1.0",
+            environment="production",
+            actor=deployer,
+            clock=clock,
+        )
+    assert exc.value.hint == "promote a version that runs well in staging"
+    assert snapshot(session) == before
+    # 1.0.0 ran in staging and was replaced by a newer promotion, not rolled back: it may go.
+    ok = rollouts.promote(
+        session,
+        settings=settings,
+        model="fraud",
+        version="1.0.0",
+        environment="production",
+        actor=deployer,
+        clock=clock,
+    )
+    assert ok.state == "awaiting_approval"

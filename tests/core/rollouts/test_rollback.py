@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlmodel import Session, select
 
@@ -7,6 +9,7 @@ from modeldeck.core.audit.models import AuditEvent
 from modeldeck.core.auth.models import Actor
 from modeldeck.core.clock import FixedClock
 from modeldeck.core.config import Settings
+from modeldeck.core.environments import service as environments
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from modeldeck.core.notify.models import OutboxMessage
@@ -14,6 +17,7 @@ from modeldeck.core.registry.models import Model
 from modeldeck.core.rollouts import queries
 from modeldeck.core.rollouts import service as rollouts
 from modeldeck.core.rollouts.models import Deployment, DeploymentPublic
+from tests.conftest import make_settings
 from tests.core.rollouts.world import live, live_everywhere, register, snapshot
 
 
@@ -90,6 +94,7 @@ def test_rollback_goes_back_in_time_to_any_version_from_the_history(
     session: Session,
     settings: Settings,
     deployer: Actor,
+    approver: Actor,
     clock: FixedClock,
     three: list[DeploymentPublic],
 ) -> None:
@@ -106,6 +111,11 @@ def test_rollback_goes_back_in_time_to_any_version_from_the_history(
         actor=deployer,
         to_version="1.0.0",
         clock=clock,
+    )
+    # Past the previous good version (1.1.0) is not the emergency path: production's approval.
+    assert back.version == "1.0.0" and back.state == "awaiting_approval"
+    back = rollouts.approve(
+        session, settings=settings, deployment_id=back.id, actor=approver, clock=clock
     )
     assert back.version == "1.0.0" and back.state == "active"
     assert [
@@ -305,22 +315,86 @@ def test_auto_rollback_does_nothing_where_it_is_off_or_impossible(
     assert snapshot(session) == before
 
 
-def test_auto_rollback_with_a_rollout_in_flight_is_skipped_and_audited(
+def test_auto_rollback_supersedes_a_request_awaiting_approval(
     session: Session,
     settings: Settings,
     deployer: Actor,
+    approver: Actor,
     clock: FixedClock,
     three: list[DeploymentPublic],
 ) -> None:
-    rollouts.promote(
+    live(session, settings, clock, deployer, approver, "2.0.0", "staging")
+    waiting = rollouts.promote(
         session,
         settings=settings,
         model="fraud",
-        version="1.0.0",
+        version="2.0.0",
         environment="production",
         actor=deployer,
         clock=clock,
-    )  # awaits approval
+    )
+    assert waiting.state == "awaiting_approval"
+    model_id, env_id = _ids(session)
+    back = rollouts.auto_rollback(
+        session,
+        settings=settings,
+        model_id=model_id,
+        environment_id=env_id,
+        deployment_id=three[2].id,
+        reason="quality failed",
+        clock=clock,
+    )
+    assert back is not None and (back.version, back.state) == ("1.1.0", "active")
+    superseded = queries.get(session, waiting.id)
+    assert (superseded.state, superseded.message) == (
+        "rejected",
+        f"superseded by rollback #{back.id}",
+    )
+    assert superseded.finished_at is not None
+    event = session.exec(
+        select(AuditEvent).where(
+            AuditEvent.action == "deployment.reject",
+            AuditEvent.target.endswith(f"deployment:{waiting.id}"),  # type: ignore[attr-defined]
+        )
+    ).one()
+    assert event.actor == "modeldeck-auto-rollback"
+    assert event.after is not None and event.after["superseded_by"] == back.id
+    updates = session.exec(
+        select(OutboxMessage).where(OutboxMessage.kind == "deployment_update")
+    ).all()
+    assert any(m.payload.get("deployment_id") == waiting.id for m in updates)
+    assert not session.exec(
+        select(AuditEvent).where(AuditEvent.action == "deployment.auto_rollback_skipped")
+    ).first()
+
+
+def test_auto_rollback_while_a_rollout_is_on_its_way_is_skipped_and_audited(
+    session: Session,
+    tmp_path: Path,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+    clock: FixedClock,
+) -> None:
+    settings = make_settings(tmp_path)
+    environments.sync(session, settings)
+    for v in ("1.0.0", "1.1.0"):
+        live_everywhere(session, settings, clock, deployer, approver, v)
+    live(session, settings, clock, deployer, approver, "1.2.0", "staging")
+    settings.clusters[1].rollout_seconds = 600  # production's cluster is slow now
+    sent = rollouts.promote(
+        session,
+        settings=settings,
+        model="fraud",
+        version="1.2.0",
+        environment="production",
+        actor=deployer,
+        clock=clock,
+    )
+    sent = rollouts.approve(
+        session, settings=settings, deployment_id=sent.id, actor=approver, clock=clock
+    )
+    assert sent.state == "rolling_out"
     model_id, env_id = _ids(session)
     assert (
         rollouts.auto_rollback(
@@ -336,4 +410,5 @@ def test_auto_rollback_with_a_rollout_in_flight_is_skipped_and_audited(
     skipped = session.exec(
         select(AuditEvent).where(AuditEvent.action == "deployment.auto_rollback_skipped")
     ).one()
-    assert skipped.after is not None and "in flight" in skipped.after["why"]
+    assert skipped.after is not None and f"#{sent.id} is in flight" in skipped.after["why"]
+    assert queries.get(session, sent.id).state == "rolling_out"

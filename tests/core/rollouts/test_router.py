@@ -102,6 +102,35 @@ def test_rollback_over_http(api: tuple[httpx.Client, dict[str, dict[str, str]]])
     assert none_left.json()["detail"].startswith("fraud 1.2.0 never ran in staging")
 
 
+def test_a_rollback_expecting_another_active_deployment_is_a_409_that_changes_nothing(
+    api: tuple[httpx.Client, dict[str, dict[str, str]]], session: Session
+) -> None:
+    client, tokens = api
+    ids = [
+        client.post(
+            "/deployments",
+            headers=tokens["ci"],
+            json={"model": "fraud", "version": version, "environment": "staging"},
+        ).json()["id"]
+        for version in ("1.0.0", "1.1.0", "1.2.0")
+    ]
+    before = snapshot(session)
+    stale = client.post(
+        "/rollbacks",
+        headers=tokens["ci"],
+        json={"model": "fraud", "environment": "staging", "expected_current_id": ids[1]},
+    )
+    assert stale.status_code == 409
+    assert "changed since you asked" in stale.json()["detail"]
+    assert snapshot(session) == before
+    ok = client.post(
+        "/rollbacks",
+        headers=tokens["ci"],
+        json={"model": "fraud", "environment": "staging", "expected_current_id": ids[2]},
+    )
+    assert ok.status_code == 201 and ok.json()["version"] == "1.1.0"
+
+
 def test_idempotency_key_header_returns_the_first_deployment(
     api: tuple[httpx.Client, dict[str, dict[str, str]]], session: Session
 ) -> None:
