@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from modeldeck.core.cli import context, output
 from modeldeck.core.errors import InvalidInput
-from modeldeck.core.monitoring import service
+from modeldeck.core.monitoring import flows, service
 from modeldeck.core.monitoring.models import (
     CheckKind,
     CheckResult,
@@ -54,8 +54,9 @@ def check(
         datetime | None, typer.Option(help="End of the window (ISO 8601, UTC); default now.")
     ] = None,
 ) -> None:
-    """Run drift, data-quality and decay checks on the version running in ENV now and store
-    the results. Exit code 1 when a check fails or errors (usable as a gate in scripts).
+    """Run drift, data-quality and decay checks on the version running in ENV now, store
+    the results and alert on them as the scheduler does. Exit code 1 when a check fails or
+    errors (usable as a gate in scripts).
 
     Example: modeldeck check fraud-detector --env production
     """
@@ -132,7 +133,7 @@ def _run_with_progress(
             else:
                 progress.advance(task)
 
-        return service.run_checks(
+        return flows.check_and_alert(
             session,
             settings=cli.settings,
             deployment_id=deployment_id,

@@ -19,7 +19,9 @@ PREDICTION = "prediction"
 LABEL = "label"
 LABELLED_AT = "labelled_at"
 PROBA_PREFIX = "proba_"
-META = ("model", "version", "environment")
+VERSION = "version"  # stored with each label: which deployment's prediction it names
+ENVIRONMENT = "environment"
+META = ("model", VERSION, ENVIRONMENT)
 RESERVED = frozenset({PREDICTION_ID, TIMESTAMP, PREDICTION, LABEL, LABELLED_AT, *META})
 MAX_NAME = 200
 

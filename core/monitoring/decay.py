@@ -1,13 +1,16 @@
 """Performance decay of a window against the version's reference metrics.
 
 Realised metrics come from the labels joined so far; where labels lag (fewer than min_rows
-labelled), the verdict uses the label-free estimate (CBPE) and both are recorded, so the
-estimate is shown beside the realised value once labels arrive. Segments repeat the
-metrics per value of CheckConfig.segment_column.
+labelled, or less than min_label_coverage of the window: early labels are often a biased
+subset), the verdict uses the label-free estimate (CBPE) and both are recorded, so the
+estimate is shown beside the realised value once labels arrive (catchup.py re-checks past
+windows). Segments repeat the metrics per value of CheckConfig.segment_column; the worst
+segment with at least min_rows rows counts towards the status, so an average cannot hide it.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -53,11 +56,12 @@ def check(window: Window) -> Outcome:
             f"decay needs a classification or regression model; {window.model.name} is {task.type}",
             {"task": task.type},
         )
+    arrivals = label_arrivals(window)
     if table.num_rows < cfg.min_rows:
         return Outcome(
             CheckStatus.no_data,
             f"{table.num_rows} prediction(s) in the window, fewer than min_rows {cfg.min_rows}",
-            {"rows": table.num_rows, "min_rows": cfg.min_rows},
+            {"rows": table.num_rows, "min_rows": cfg.min_rows, **arrivals},
         )
     labelled = window.labelled()
     refs = baselines(window.version.metrics, profile, task)
@@ -67,15 +71,62 @@ def check(window: Window) -> Outcome:
         "rows": table.num_rows,
         "threshold": cfg.performance_drop,
         "calibration": profile.metrics.get("calibration"),
+        **arrivals,
     }
+    statuses = [CheckStatus(overall["status"])]
+    failures: list[dict[str, Any]] = []
     if cfg.segment_column:
         details["segment_column"] = cfg.segment_column
         details["segments"] = segments(table, labelled, task, refs, cfg, profile)
-    status = CheckStatus(overall["status"])
+        failures = segment_failures(cfg.segment_column, details["segments"], cfg.min_rows)
+        details["segment_failures"] = failures
+        statuses += [CheckStatus(f["status"]) for f in failures]
     if overall["source"] is None:
         return Outcome(CheckStatus.no_data, overall["note"], details)
     message = _message(overall)
-    return Outcome(status, message, details, overall.get("drop"))
+    if failures:
+        message += f"; worst segment {_segment_text(failures[0])}"
+    return Outcome(worst(statuses), message, details, overall.get("drop"))
+
+
+def label_arrivals(window: Window) -> dict[str, Any]:
+    """When this deployment's newest label arrived (whatever the window holds), for the
+    no_labels alert; looked up as far back as twice its threshold."""
+    hours = window.cfg.no_labels_hours or float(window.cfg.no_data_hours)
+    lookback = max(2 * hours, 24.0)
+    last = window.last_label_at(timedelta(hours=lookback))
+    return {
+        "last_label_at": last.isoformat() if last else None,
+        "no_labels_hours": hours,
+        "label_lookback_hours": lookback,
+    }
+
+
+def segment_failures(column: str, segs: dict[str, Any], min_rows: int) -> list[dict[str, Any]]:
+    """Segments with at least `min_rows` rows that warn or fail, worst first (fail before
+    warn, then by drop), each named `column=value` for the alert."""
+    out = []
+    for value, seg in segs.items():
+        if not isinstance(seg, dict) or seg.get("rows", 0) < min_rows:
+            continue
+        if seg.get("source") is None or seg.get("status") not in ("warn", "fail"):
+            continue
+        out.append(
+            {
+                "segment": f"{column}={value}",
+                "status": seg["status"],
+                "source": seg["source"],
+                "metric": seg.get("metric"),
+                "value": seg.get("value"),
+                "reference": seg.get("reference"),
+                "drop": seg.get("drop"),
+                "higher_is_better": seg.get("higher_is_better", True),
+                "rows": seg["rows"],
+                "labelled_rows": seg.get("labelled_rows"),
+            }
+        )
+    out.sort(key=lambda f: (f["status"] != "fail", -(f["drop"] or 0.0), f["segment"]))
+    return out
 
 
 def evaluate(
@@ -90,7 +141,8 @@ def evaluate(
     realised = _realised(labelled, task) if labelled.num_rows else {}
     estimated = _estimated(table, task) if task.classification else {}
     coverage = labelled.num_rows / table.num_rows if table.num_rows else 0.0
-    if labelled.num_rows >= cfg.min_rows and realised:
+    enough = labelled.num_rows >= cfg.min_rows and coverage >= cfg.min_label_coverage
+    if enough and realised:
         source, values = "realised", realised
     elif estimated:
         source, values = "estimated", estimated
@@ -122,8 +174,15 @@ def evaluate(
         "metrics": metrics,
         "labelled_rows": labelled.num_rows,
         "label_coverage": coverage,
+        "min_label_coverage": cfg.min_label_coverage,
         "status": worst(statuses).value,
     }
+    if realised and not enough and labelled.num_rows >= cfg.min_rows:
+        out["coverage_note"] = (
+            f"labels cover {coverage:.0%} of the window, below min_label_coverage "
+            f"{cfg.min_label_coverage:.0%} (early labels can be a biased subset): "
+            + ("judged on the estimate" if source else "not judged yet")
+        )
     judged = [(n, m) for n, m in metrics.items() if m.get("drop") is not None]
     if judged:
         name, entry = max(judged, key=lambda item: item[1]["drop"])
@@ -138,8 +197,9 @@ def evaluate(
         out["note"] = "no reference metrics to compare with (register the version's metrics)"
     if source is None:
         out["note"] = (
-            f"{labelled.num_rows} labelled prediction(s), fewer than min_rows "
-            f"{cfg.min_rows}, and no probabilities to estimate from"
+            f"{labelled.num_rows} labelled prediction(s) ({coverage:.0%} of the window; "
+            f"needs min_rows {cfg.min_rows} and {cfg.min_label_coverage:.0%}), "
+            "and no probabilities to estimate from"
         )
     if source == "estimated" and calibrated is False:
         out["estimate_note"] = (
@@ -229,6 +289,16 @@ def segments(
 
 def _is(values: pa.ChunkedArray, value: str | None) -> pa.ChunkedArray:
     return pc.is_null(values) if value is None else pc.fill_null(pc.equal(values, value), False)
+
+
+def _segment_text(failure: dict[str, Any]) -> str:
+    if failure.get("metric") is None or failure.get("drop") is None:
+        return f"{failure['segment']} ({failure['status']})"
+    return (
+        f"{failure['segment']}: {failure['source']} {failure['metric']} "
+        f"{failure['value']:.4g} vs reference {failure['reference']:.4g} "
+        f"({failure['drop']:.1%} worse, {failure['status']})"
+    )
 
 
 def _message(overall: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from modeldeck.core import logs
+from modeldeck.core.alerts import rules
 from modeldeck.core.alerts import service as alerts
 from modeldeck.core.alerts.models import OPEN, Alert, Severity
 from modeldeck.core.alerts.rules import window_text
@@ -23,13 +24,19 @@ from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import BackendUnavailable, ModeldeckError, NotFound
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
-from modeldeck.core.registry.models import Model
+from modeldeck.core.registry.models import Model, ModelVersion
 from modeldeck.core.rollouts import service as rollouts
-from modeldeck.core.rollouts.models import IN_FLIGHT, Deployment, DeploymentPublic
+from modeldeck.core.rollouts.models import (
+    ROLLING_OUT,
+    Deployment,
+    DeploymentPublic,
+    DeploymentState,
+)
 
 log = logs.get("modeldeck.flows")
 CLUSTER_DRIFT = "cluster_drift"
 GATING_KINDS = (CheckKind.drift, CheckKind.quality, CheckKind.decay)
+LATE = "realised"  # alert key of verdicts on labels that arrived after the check
 
 
 def check_and_alert(
@@ -39,15 +46,76 @@ def check_and_alert(
     deployment_id: int,
     window_end: datetime | None = None,
     clock: Clock = utcnow,
+    kinds: tuple[CheckKind, ...] | None = None,
+    progress: Any = None,
 ) -> list[CheckResult]:
     """Run a deployment's checks, alert on their results, roll back when the model's trust
-    level says so. What the scheduler runs for every active deployment."""
+    level says so. What the scheduler runs for every active deployment, and what a manual
+    check (`POST /checks/run`, `modeldeck check`) runs too."""
     monitoring = _monitoring_service()
     results: list[CheckResult] = monitoring.run_checks(
-        session, settings=settings, deployment_id=deployment_id, window_end=window_end, clock=clock
+        session,
+        settings=settings,
+        deployment_id=deployment_id,
+        window_end=window_end,
+        clock=clock,
+        kinds=monitoring.DATA_KINDS if kinds is None else kinds,
+        progress=progress,
     )
     alert_on_results(session, settings=settings, results=results, clock=clock)
     return results
+
+
+def alert_on_late_labels(
+    session: Session, *, settings: Settings, results: list[CheckResult], clock: Clock = utcnow
+) -> list[Alert]:
+    """Decay results the label catch-up re-judged on labels that arrived after the check:
+    the newest per deployment fires or resolves `performance_drop` under its own key
+    ("realised"), so a late verdict neither fights the current window's alert nor is lost."""
+    newest: dict[int, CheckResult] = {}
+    for r in results:
+        if r.deployment_id not in newest or r.window_end > newest[r.deployment_id].window_end:
+            newest[r.deployment_id] = r
+    touched: list[Alert] = []
+    for result in newest.values():
+        deployment = session.get(Deployment, result.deployment_id)
+        assert deployment is not None
+        model = session.get(Model, deployment.model_id)
+        version = session.get(ModelVersion, deployment.version_id)
+        env = session.get(Environment, deployment.environment_id)
+        assert model is not None and version is not None and env is not None
+        cfg = settings.check_config(model.name)
+        subject = f"{model.name} {version.version} in {env.name}"
+        finding = rules.performance_drop(result, cfg, subject)
+        ids: dict[str, Any] = {
+            "model_id": deployment.model_id,
+            "version_id": deployment.version_id,
+            "environment_id": deployment.environment_id,
+        }
+        if finding.firing is None:
+            continue
+        if not finding.firing:
+            done = alerts.resolve(
+                session, settings=settings, rule=rules.DECAY, key=LATE, clock=clock, **ids
+            )
+            touched += [done] if done else []
+            continue
+        touched.append(
+            alerts.fire(
+                session,
+                settings=settings,
+                rule=rules.DECAY,
+                severity=finding.severity,
+                summary=f"{finding.summary} (labels arrived after the check)",
+                details={**finding.details, "trust": cfg.trust, "deployment_id": deployment.id},
+                key=LATE,
+                clock=clock,
+                notify_people=cfg.trust != "shadow",
+                pauses_promotions=cfg.trust in ("pause", "rollback"),
+                **ids,
+            )
+        )
+    return touched
 
 
 def _monitoring_service() -> Any:
@@ -110,7 +178,16 @@ def roll_back_if_due(
             "flows.auto_rollback_failed", model=model.name, environment=env.name, error=str(exc)
         )
         return None
-    if done is not None:
+    if done is not None and done.state == DeploymentState.failed:
+        # The cluster refused it; the next failed check tries again (rollouts.auto_rollback).
+        log.warning(
+            "flows.auto_rollback_failed",
+            model=model.name,
+            environment=env.name,
+            deployment_id=done.id,
+            error=done.message,
+        )
+    elif done is not None:
         log.warning(
             "flows.auto_rollback",
             model=model.name,
@@ -175,7 +252,9 @@ def _resolve_gone(
     answered this round. Pairs reconcile skipped (rollout in flight) keep their alerts."""
     busy = {
         (d.model_id, d.environment_id)
-        for d in session.exec(select(Deployment).where(col(Deployment.state).in_(IN_FLIGHT))).all()
+        for d in session.exec(
+            select(Deployment).where(col(Deployment.state).in_(ROLLING_OUT))
+        ).all()
     }
     still_open = {
         (r.model_id, r.environment_id, str(r.kind))

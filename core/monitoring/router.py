@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modeldeck.core.api.deps import ClockDep, Deployer, SessionDep, SettingsDep, Viewer
 from modeldeck.core.errors import InvalidInput
-from modeldeck.core.monitoring import frames, reports, service
+from modeldeck.core.monitoring import flows, frames, reports, service
 from modeldeck.core.monitoring.models import (
     CheckKind,
     CheckResultPublic,
@@ -252,13 +252,14 @@ def get_check(check_id: int, session: SessionDep, _: Viewer) -> CheckResultPubli
 def run_checks(
     body: RunChecksRequest, session: SessionDep, settings: SettingsDep, _: Deployer, clock: ClockDep
 ) -> list[CheckResultPublic]:
-    """Run checks now on the model's active deployment in the environment (stored; alerts
-    are evaluated by the scheduler, not here)."""
+    """Run checks now on the model's active deployment in the environment, through the same
+    flow as the scheduler: results are stored, alerted on, and at trust level `rollback` a
+    failure rolls back."""
     deployment = service.active_deployment(
         session, settings=settings, model=body.model, environment=body.environment
     )
     assert deployment.id is not None
-    results = service.run_checks(
+    results = flows.check_and_alert(
         session,
         settings=settings,
         deployment_id=deployment.id,

@@ -10,16 +10,25 @@ Layout (hive-style partitions, readable by DuckDB/Spark/pyarrow as they are):
 <first>/<last> are the batch's first and last timestamps, so a window read opens only the
 files that overlap it. Every file is written under a hidden temporary name and renamed into
 place once complete; readers list only `part-*.parquet`, so no half-written file is ever read.
-A batch spanning several dates is committed only after all its files are written.
+
+A batch spanning several dates is one commit: its files carry the batch id
+(`part-<first>-<last>-<file>-<batch>.parquet`) and count only once the marker
+`<base>/_batches/<batch>` exists, which is written last. A reader between two renames, or
+after a writer was killed, sees none of the batch; such leftovers (and stray `.tmp-` files)
+are removed once older than an hour (`sweep`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -32,6 +41,9 @@ from modeldeck.core.errors import BackendUnavailable, InvalidInput
 from modeldeck.core.monitoring import columns as C
 
 _STAMP = "%Y%m%dT%H%M%S%f"
+BATCHES = "_batches"  # commit markers of multi-file batches (hidden from hive readers)
+LOCKS = ".locks"
+ORPHAN_SECONDS = 3600.0  # an uncommitted file older than this belongs to a dead writer
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -66,28 +78,52 @@ class Store:
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        """Serialise check-then-write (duplicate ids) per model within this process."""
+        """Serialise check-then-write (duplicate ids) per `key` (a model): across processes
+        on a local store (flock on `<root>/.locks/<key>.lock`, so API workers and the CLI
+        exclude each other), within this process otherwise (see ingest.model_lock)."""
         with _LOCKS_GUARD:
             lock = _LOCKS.setdefault(f"{self.root}|{key}", threading.Lock())
         with lock:
-            yield
+            if not self.local:
+                yield
+                return
+            os.makedirs(f"{self.root}/{LOCKS}", exist_ok=True)
+            fd = os.open(f"{self.root}/{LOCKS}/{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, even if the process dies
+                yield
+            finally:
+                os.close(fd)
 
     def write_partitioned(self, base: str, table: pa.Table, time_column: str) -> list[str]:
-        """Write `table` split by the UTC date of `time_column`; all files or none."""
+        """Write `table` split by the UTC date of `time_column`; all files or none, for
+        readers too (several dates: visible together once the batch marker is written)."""
         days = utc_days(table.column(time_column))
+        unique = sorted(pc.unique(days).to_pylist())
+        batch = f"-{uuid.uuid4().hex[:16]}" if len(unique) > 1 else ""
         staged: list[tuple[str, str]] = []
         try:
-            for day in sorted(pc.unique(days).to_pylist()):
+            for day in unique:
+                directory = f"{base}/date={day}"
+                self.sweep(directory)
                 part = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
                 span = pc.min_max(part.column(time_column))
                 first, last = span["min"].as_py(), span["max"].as_py()
-                name = f"part-{first:{_STAMP}}-{last:{_STAMP}}-{uuid.uuid4().hex[:12]}.parquet"
-                staged.append(self._stage(f"{base}/date={day}", name, part))
-            return self._commit(staged)
+                name = f"part-{first:{_STAMP}}-{last:{_STAMP}}-{uuid.uuid4().hex[:12]}{batch}"
+                staged.append(self._stage(directory, f"{name}.parquet", part))
+            done = self._commit(staged)
         except BaseException:
             for tmp, _ in staged:
                 self._remove(tmp)
             raise
+        if batch:
+            try:
+                self.write_bytes(f"{base}/{BATCHES}/{batch[1:]}", b"")
+            except BaseException:
+                for path in done:
+                    self._remove(path)
+                raise
+        return done
 
     def write_bytes(self, path: str, data: bytes) -> str:
         """Write a whole file atomically (temporary name, then rename)."""
@@ -123,6 +159,37 @@ class Store:
         except FileNotFoundError:
             pass
 
+    def sweep(self, directory: str, *, older_than: float = ORPHAN_SECONDS) -> list[str]:
+        """Remove what dead writers left in one partition: `.tmp-` files and part files of
+        batches never committed, once older than `older_than` seconds (a live writer is
+        never that slow). Returns the removed paths."""
+        try:
+            entries = self.fs.ls(directory, detail=True)
+        except FileNotFoundError:
+            return []
+        names = {str(e["name"]).rpartition("/")[2]: e for e in entries}
+        tagged = [n for n in names if n.startswith("part-") and _batch_of(n)]
+        committed = self._committed(directory) if tagged else set()
+        removed = []
+        for name, entry in names.items():
+            orphan = name.startswith(".tmp-") or (
+                name in tagged and _batch_of(name) not in committed
+            )
+            modified = _modified(entry)
+            if orphan and modified is not None and time.time() - modified > older_than:
+                self._remove(str(entry["name"]))
+                removed.append(str(entry["name"]))
+        return removed
+
+    def _committed(self, directory: str) -> set[str]:
+        """Committed batch ids of the base that holds the date partition `directory`."""
+        base = directory.rstrip("/").rpartition("/")[0]
+        try:
+            entries = self.fs.ls(f"{base}/{BATCHES}", detail=False)
+        except FileNotFoundError:
+            return set()
+        return {str(e).rstrip("/").rpartition("/")[2] for e in entries}
+
     # -- reading -----------------------------------------------------------------------------
 
     def day_dirs(self, base: str) -> list[tuple[date, str]]:
@@ -142,12 +209,14 @@ class Store:
         return sorted(out)
 
     def part_files(self, directory: str) -> list[tuple[datetime, datetime, str]]:
-        """Committed files of one partition with the time span their name records."""
+        """Committed files of one partition with the time span their name records (files
+        of a multi-date batch only once its marker exists)."""
         try:
             entries = self.fs.ls(directory, detail=False)
         except FileNotFoundError:
             return []
         out = []
+        committed: set[str] | None = None
         for entry in entries:
             name = str(entry).rpartition("/")[2]
             if not (name.startswith("part-") and name.endswith(".parquet")):
@@ -158,6 +227,12 @@ class Store:
                 last = datetime.strptime(pieces[2], _STAMP).replace(tzinfo=UTC)
             except (IndexError, ValueError):
                 continue
+            batch = _batch_of(name)
+            if batch:
+                if committed is None:
+                    committed = self._committed(directory)
+                if batch not in committed:
+                    continue
             out.append((first, last, str(entry)))
         return sorted(out)
 
@@ -194,7 +269,9 @@ class Store:
         path = uri if self.local else fsspec.core.url_to_fs(uri)[1]
         return self.read_file(path)
 
-    def read_window(self, base: str, start: datetime, end: datetime) -> list[pa.Table]:
+    def read_window(
+        self, base: str, start: datetime, end: datetime, columns: list[str] | None = None
+    ) -> list[pa.Table]:
         """Rows of `base` with start <= timestamp < end, one table per file (files written
         under different references may differ in type; the caller conforms them)."""
         tables = []
@@ -205,7 +282,8 @@ class Store:
                 if last < start or first >= end:
                     continue
                 inside = first >= start and last < end  # no filter: no copy of the file
-                table = self.read_file(path, span=None if inside else (start, end))
+                span = None if inside else (start, end)
+                table = self.read_file(path, columns=columns, span=span)
                 if table.num_rows:
                     tables.append(table)
         return tables
@@ -280,3 +358,25 @@ class Store:
             return pq.read_table(buffer)
         except pa.ArrowInvalid as exc:
             raise InvalidInput(f"reference data at {uri} is not readable: {exc}") from None
+
+
+def _batch_of(name: str) -> str:
+    """The batch id of a multi-date batch's file (`part-<first>-<last>-<file>-<batch>`)."""
+    pieces = name.removesuffix(".parquet").split("-")
+    return pieces[4] if len(pieces) == 5 else ""
+
+
+def _modified(entry: dict[str, Any]) -> float | None:
+    """A listing entry's modification time (epoch seconds), however the backend names it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = entry.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None

@@ -16,7 +16,7 @@ from modeldeck.core.config import CheckConfig, Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import NotFound
 from modeldeck.core.monitoring import columns as C
-from modeldeck.core.monitoring import reference
+from modeldeck.core.monitoring import labels, reference
 from modeldeck.core.monitoring.models import CheckStatus
 from modeldeck.core.monitoring.profile import Profile
 from modeldeck.core.monitoring.store import Store
@@ -38,6 +38,7 @@ class Window:
     table: pa.Table | None = None
     mismatches: dict[str, int] = field(default_factory=dict)
     load_error: str | None = None
+    store_labels: pa.Table | None = None  # the label store, when the caller read it already
     _labels: pa.Table | None = None
 
     @property
@@ -71,8 +72,11 @@ class Window:
         """The window's predictions that have a label, with a `label` column."""
         if self._labels is None:
             table = self.require_table()
-            store = Store(self.settings.data_dir)
-            labels = store.read_labels(self.model.name, self.start.date())
+            labels = self.store_labels
+            if labels is None:
+                labels = Store(self.settings.data_dir).read_labels(
+                    self.model.name, self.start.date()
+                )
             if labels is None or table.num_rows == 0:
                 self._labels = table.slice(0, 0).append_column(
                     C.LABEL, pa.array([], _label_type(self.model))
@@ -84,6 +88,16 @@ class Window:
                     join_type="inner",
                 )
         return self._labels
+
+    def last_label_at(self, lookback: timedelta) -> datetime | None:
+        """When the newest label of this deployment arrived, within `lookback` of the end."""
+        return labels.last_arrival(
+            Store(self.settings.data_dir),
+            model=self.model.name,
+            version=self.version.version,
+            environment=self.environment.name,
+            since=self.end - lookback,
+        )
 
 
 def _label_type(model: Model) -> pa.DataType:

@@ -16,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
+from modeldeck.core.alerts.models import Alert, AlertStatus
 from modeldeck.core.api.app import create_app
 from modeldeck.core.auth import service as auth
 from modeldeck.core.auth.models import Role
@@ -103,6 +105,23 @@ def test_parquet_upload_over_real_http_then_checks_and_report(
         assert (
             Path(world.settings.data_dir) / "reports" / f"check-{by_kind['drift']['id']}.html"
         ).exists()
+
+
+def test_a_manual_check_is_alerted_on_like_a_scheduled_one(
+    client: TestClient, world: World
+) -> None:
+    shifted = {"age": 1.5, "score_a": 1.0}
+    batch = synth.predictions(2000, 34, world.window_start(), shift=shifted, swap={"country"})
+    world.ingest(batch)
+    ran = client.post(
+        "/api/v1/checks/run", json={"model": "fraud", "environment": "prod", "kinds": ["drift"]}
+    )
+    assert ran.status_code == 201, ran.text
+    [drift] = ran.json()
+    assert drift["status"] == "fail"
+    [alert] = world.session.exec(select(Alert)).all()
+    assert alert.rule == "drift" and alert.status == AlertStatus.firing
+    assert alert.details["check_result_id"] == drift["id"]
 
 
 def test_oversized_upload_is_413_over_real_http(

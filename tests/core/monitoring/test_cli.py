@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlmodel import select
 from typer.testing import CliRunner
 
+from modeldeck.core.alerts.models import Alert, AlertStatus
 from modeldeck.core.cli.main import app as cli_app
 from tests.core.monitoring import synth
 from tests.core.monitoring.conftest import World
@@ -73,6 +75,9 @@ def test_ingest_files_then_check(config: Path, world: World, tmp_path: Path) -> 
     assert code == 1, out + err  # 4 of 6 columns drifted: the drift check fails
     for word in ("drift", "quality", "decay", "fail", "fraud 1.0.0 in production"):
         assert word in out
+    # A manual check goes through the scheduler's flow: its failure is alerted on.
+    [alert] = world.session.exec(select(Alert).where(Alert.rule == "drift")).all()
+    assert alert.status == AlertStatus.firing and "Data drift in fraud 1.0.0" in alert.summary
     code, out, err = cli(config, "--json", "check", "fraud", "--env", "prod", "--kind", "quality")
     body = json.loads(out)
     assert [r["kind"] for r in body] == ["quality"] and body[0]["rows"] == 600
