@@ -23,6 +23,9 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
 class _CurrentStderr(logging.StreamHandler):
     """Writes to `sys.stderr` as it is at each record: test runners and CliRunner swap it, and
     a handler holding the old object would write to a closed stream."""
@@ -76,6 +79,13 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Server libraries bring handlers of their own (uvicorn's dictConfig, Streamlit's
+    # init_uvicorn_logs): their lines come through ours, in the same shape, with the request id.
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+        server_logger.setLevel(logging.NOTSET)
     # alembic narrates every start-up at INFO ("Context impl SQLiteImpl."...): only problems.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 

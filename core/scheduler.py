@@ -8,8 +8,11 @@ beside the database does the same for one machine.
 
 Every job runs with max_instances=1 and coalesce, so a check that overruns its interval is
 never started twice and missed runs collapse into one. A check first records `error` results
-marked "did not finish" and replaces them with the real results when it completes, so a crash
-mid-check (even a killed process) leaves an error, not a gap.
+marked "did not finish"; each real result replaces the marker of its kind in the transaction
+that stores it, so a crash mid-check (even a killed process) leaves an error, not a gap, and a
+window never holds both. A leader that loses its lock stops committing at once (its jobs'
+sessions are fenced, see scheduler_lock) and waits for its running jobs before it tries to
+lead again.
 
 Other domains add periodic jobs with `register_job` (see docs/architecture.md).
 """
@@ -24,13 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, select
 
 from modeldeck.core import logs
 from modeldeck.core.alerts import service as alerts
@@ -38,43 +41,43 @@ from modeldeck.core.clock import Clock, utcnow
 from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import Conflict
-from modeldeck.core.metrics import CHECKS
 from modeldeck.core.monitoring import flows
-from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
+from modeldeck.core.monitoring.models import CheckResult
 from modeldeck.core.notify import service as notify
 from modeldeck.core.registry.models import Model
 from modeldeck.core.rollouts import service as rollouts
 from modeldeck.core.rollouts.models import Deployment, DeploymentState
-from modeldeck.core.scheduler_lock import Leadership, leadership_for
+from modeldeck.core.scheduler_checks import DID_NOT_FINISH as DID_NOT_FINISH
+from modeldeck.core.scheduler_checks import MARKED_KINDS as MARKED_KINDS
+from modeldeck.core.scheduler_checks import CheckRunner, run_guarded
+from modeldeck.core.scheduler_lock import (
+    Leadership,
+    LostLeadership,
+    fenced_session,
+    leadership_for,
+)
 
 log = logs.get("modeldeck.scheduler")
 JOBS_TABLE = "apscheduler_jobs"
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-MARKED_KINDS = (CheckKind.drift, CheckKind.quality, CheckKind.decay)
-DID_NOT_FINISH = "the check did not finish (the scheduler stopped or crashed mid-check)"
 WAKE_SECONDS = 60.0
-HOOK_MODULES = ("modeldeck.core.hardware.jobs",)  # imported at start; they call register_job
-
-
-class CheckRunner(Protocol):
-    def __call__(
-        self,
-        session: Session,
-        *,
-        settings: Settings,
-        deployment_id: int,
-        window_end: datetime | None = None,
-        clock: Clock = utcnow,
-    ) -> Any: ...
+HOOK_MODULES = ("modeldeck.core.hardware.jobs", "modeldeck.core.monitoring.jobs")  # register_job
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a registered job gets: open your own Session(engine) per run."""
+    """What a registered job gets: open a session per run with `ctx.session()` (its commits
+    are refused once this scheduler no longer leads) or `Session(ctx.engine)`."""
 
     engine: Engine
     settings: Settings
     clock: Clock
+    open_session: Callable[[], Session] | None = None
+
+    def session(self) -> Session:
+        if self.open_session is not None:
+            return self.open_session()
+        return Session(self.engine, expire_on_commit=False)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def run_job(kind: str, arg: Any = None) -> None:
     if runner is None:
         log.warning("scheduler.job_without_leader", job=kind, arg=arg)
         return
-    runner.execute(kind, arg)
+    runner.execute(kind, arg, fenced=True)
 
 
 class _JobStore(SQLAlchemyJobStore):
@@ -143,10 +146,14 @@ class Scheduler:
         self.poll_seconds = poll_seconds or settings.scheduler.leader_poll_seconds
         self.is_leader = False
         self.tries = 0  # leadership attempts, for operators' logs and tests
+        self.losses = 0  # times the lock was lost while leading
         self.aps: BackgroundScheduler | None = None
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._terms = 0  # leadership terms started
+        self._term: int | None = None  # the current one; jobs of an ended term may not commit
+        self._job = threading.local()  # the term the job on this thread runs under
 
     # --- leadership ------------------------------------------------------------------------
 
@@ -178,22 +185,30 @@ class Scheduler:
             timezone=UTC,
         )
         self.aps, _ACTIVE = aps, self
+        self._terms += 1
+        self._term = self._terms
         lost = False
         try:
             aps.start()
-            log.info("scheduler.leading", lock=self.lock.describe())
+            log.info("scheduler.leading", lock=self.lock.describe(), term=self._term)
             self.sync_jobs()
             self.is_leader = True
             while not self._stop.wait(self.poll_seconds):
                 if not self.lock.alive():
                     lost = True
+                    self.losses += 1
                     log.error("scheduler.lost_leadership", lock=self.lock.describe())
                     break
         finally:
             self.is_leader = False
-            # Stopping: let running checks finish. Lost the lock: stop at once, another
-            # scheduler is taking over and its results must not race ours.
-            aps.shutdown(wait=not lost)
+            # Lost the lock: end the term first, so no job of it commits anything from here
+            # on (a successor may be running the same checks). Stopping: running jobs still
+            # lead and may finish. Either way wait for them, so this process never leads
+            # again while jobs of an earlier term are still about.
+            if lost:
+                self._term = None
+            aps.shutdown(wait=True)
+            self._term = None
             if _ACTIVE is self:
                 _ACTIVE = None
             self.aps = None
@@ -278,8 +293,16 @@ class Scheduler:
 
     # --- the jobs --------------------------------------------------------------------------
 
-    def execute(self, kind: str, arg: Any = None) -> Any:
-        """Run one job now (APScheduler calls this through run_job; tests and `--once` too)."""
+    def execute(self, kind: str, arg: Any = None, *, fenced: bool = False) -> Any:
+        """Run one job now (APScheduler calls this through run_job; tests and `--once` too).
+
+        `fenced`: run under the current leadership term (none: skip the job); its sessions'
+        commits are refused once the term ends or the lock is gone."""
+        term = self._term
+        if fenced and term is None:
+            log.warning("scheduler.job_after_leadership", job=kind, arg=arg)
+            return None
+        self._job.term = term if fenced else None
         jobs: dict[str, Callable[[Any], Any]] = {
             "check": self.run_check,
             "drain": self._drain,
@@ -291,80 +314,47 @@ class Scheduler:
         }
         try:
             return jobs[kind](arg)
+        except LostLeadership as exc:
+            log.warning("scheduler.job_refused", job=kind, arg=arg, reason=str(exc))
+            return None
         except Exception:
             log.exception("scheduler.job_failed", job=kind, arg=arg)
             return None
+        finally:
+            self._job.term = None
+
+    def _session(self) -> Session:
+        """A session for a job: fenced when the job runs under a leadership term."""
+        term = getattr(self._job, "term", None)
+        if term is None:
+            return Session(self.engine, expire_on_commit=False)
+        return fenced_session(self.engine, self.lock, lambda: self._term == term)
 
     def run_check(self, deployment_id: int) -> list[CheckResult] | None:
-        """Run one deployment's checks with a safety net: `error` results are recorded first
-        and replaced by the real ones, or kept with the exception when the check fails."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            deployment = session.get(Deployment, deployment_id)
-            if deployment is None or deployment.state != DeploymentState.active:
-                log.info("scheduler.check_skipped", deployment_id=deployment_id)
-                return None
-            model = session.get(Model, deployment.model_id)
-            assert model is not None
-            window = timedelta(minutes=self.settings.check_config(model.name).window_minutes)
-            window_end = self.clock().replace(second=0, microsecond=0)
-            markers = _mark_started(session, deployment_id, window_end - window, window_end)
-            started = time.perf_counter()
-            try:
-                results: list[CheckResult] = (
-                    self.check_runner(
-                        session,
-                        settings=self.settings,
-                        deployment_id=deployment_id,
-                        window_end=window_end,
-                        clock=self.clock,
-                    )
-                    or []
-                )
-            except Exception as exc:
-                session.rollback()
-                log.exception("scheduler.check_crashed", deployment_id=deployment_id)
-                return self._keep_markers(session, markers, exc, started)
-            session.execute(
-                delete(CheckResult).where(col(CheckResult.id).in_([m.id for m in markers]))
+        """Run one deployment's checks behind crash markers (see scheduler_checks)."""
+        with self._session() as session:
+            return run_guarded(
+                session,
+                settings=self.settings,
+                runner=self.check_runner,
+                deployment_id=deployment_id,
+                clock=self.clock,
             )
-            session.commit()
-            return results
-
-    def _keep_markers(
-        self, session: Session, markers: list[CheckResult], exc: Exception, started: float
-    ) -> list[CheckResult]:
-        elapsed = int((time.perf_counter() - started) * 1000)
-        for marker in markers:
-            marker.message = f"the checks crashed: {type(exc).__name__}: {exc}"[:1000]
-            marker.details = {**marker.details, "error": marker.message}
-            marker.duration_ms = elapsed
-            session.add(marker)
-            CHECKS.labels(str(marker.kind), "error").inc()
-        session.commit()
-        try:  # a crashed check is itself worth an alert (monitoring of the monitoring): one
-            # alert, not one per kind, since a crash stops them all
-            alerts.evaluate_check(
-                session, settings=self.settings, result=markers[0], clock=self.clock
-            )
-        except Exception:
-            session.rollback()
-            log.exception("scheduler.check_error_alert_failed")
-        return markers
 
     def _drain(self, _: Any) -> Any:
         with Session(self.engine, expire_on_commit=False) as session:
             return notify.drain(session, settings=self.settings, clock=self.clock)
 
     def _advance(self, _: Any) -> Any:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self._session() as session:
             return rollouts.advance_in_flight(session, settings=self.settings, clock=self.clock)
 
     def _reconcile(self, _: Any) -> Any:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self._session() as session:
             return flows.reconcile_and_alert(session, settings=self.settings, clock=self.clock)
 
     def _wake(self, _: Any) -> int:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self._session() as session:
             return alerts.wake_snoozed(session, settings=self.settings, clock=self.clock)
 
     def _registered(self, name: str) -> Any:
@@ -372,7 +362,14 @@ class Scheduler:
         if job is None:
             log.warning("scheduler.unknown_job", name=name)
             return None
-        return job.func(JobContext(engine=self.engine, settings=self.settings, clock=self.clock))
+        term = getattr(self._job, "term", None)
+        opener = (
+            (lambda: fenced_session(self.engine, self.lock, lambda: self._term == term))
+            if term is not None
+            else None
+        )
+        ctx = JobContext(self.engine, self.settings, self.clock, open_session=opener)
+        return job.func(ctx)
 
     # --- one pass, for cron and the CLI's --once ------------------------------------------
 
@@ -381,23 +378,26 @@ class Scheduler:
         _load_hook_modules()
         if not self.lock.try_acquire():
             raise Conflict("another scheduler is running", hint=self.lock.describe())
+        self._terms += 1
+        self._term = self._terms
         try:
             started = time.perf_counter()
             desired = self.desired_jobs()
             checks = [args[1] for _, (_, args) in sorted(desired.items()) if args[0] == "check"]
             for deployment_id in checks:
-                self.run_check(deployment_id)
+                self.execute("check", deployment_id, fenced=True)
             for kind in ("advance", "reconcile", "wake"):
-                self.execute(kind)
+                self.execute(kind, fenced=True)
             for name in _REGISTERED:
-                self.execute("registered", name)
-            report = self.execute("drain")
+                self.execute("registered", name, fenced=True)
+            report = self.execute("drain", fenced=True)
             return {
                 "checks": len(checks),
                 "seconds": round(time.perf_counter() - started, 3),
                 "drain": report.model_dump() if report is not None else None,
             }
         finally:
+            self._term = None
             self.lock.release()
 
 
@@ -410,26 +410,6 @@ def _offset(job_id: str, seconds: float) -> timedelta:
         return timedelta(0)
     digest = int(hashlib.blake2b(job_id.encode(), digest_size=4).hexdigest(), 16)
     return timedelta(seconds=digest % max(1, int(seconds)))
-
-
-def _mark_started(
-    session: Session, deployment_id: int, start: datetime, end: datetime
-) -> list[CheckResult]:
-    markers = [
-        CheckResult(
-            deployment_id=deployment_id,
-            kind=kind,
-            window_start=start,
-            window_end=end,
-            status=CheckStatus.error,
-            message=DID_NOT_FINISH,
-            details={"error": DID_NOT_FINISH, "started_at": utcnow().isoformat()},
-        )
-        for kind in MARKED_KINDS
-    ]
-    session.add_all(markers)
-    session.commit()
-    return markers
 
 
 def _load_hook_modules() -> None:

@@ -7,6 +7,14 @@ installations sharing a server (or parallel test schemas) do not block each othe
 
 SQLite: an exclusive flock on a file beside the database (one machine, which is what SQLite
 supports anyway). In-memory databases need no lock.
+
+Fencing: a leader that lost its lock may still have jobs running. `fenced_session` gives a job
+a Session whose every commit first asks `Leadership.fence` whether this process still leads,
+inside the transaction being committed, and refuses with LostLeadership otherwise. On
+PostgreSQL the question is answered by the database (is the advisory lock still held by our
+lock connection's backend?) under a shared transaction lock that a new leader takes
+exclusively once before it starts: every commit of the old leader either finished before the
+new leader's first job or sees that the lock is gone.
 """
 
 from __future__ import annotations
@@ -14,16 +22,22 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
+from sqlmodel import Session
 
 from modeldeck.core import logs
 
 log = logs.get("modeldeck.scheduler")
+
+
+class LostLeadership(RuntimeError):
+    """A job's commit was refused: this scheduler no longer leads, another one may."""
 
 
 class Leadership(Protocol):
@@ -33,6 +47,11 @@ class Leadership(Protocol):
 
     def alive(self) -> bool:
         """Still holding it (False once the lock connection broke)."""
+        ...
+
+    def fence(self, conn: Connection) -> bool:
+        """Inside the transaction on `conn` that is about to commit: does this process still
+        lead? Safe to call from job threads (it never touches the lock's own connection)."""
         ...
 
     def release(self) -> None: ...
@@ -58,6 +77,8 @@ class PgAdvisoryLock:
         self._engine = create_engine(engine.url, poolclass=NullPool)
         self._conn: Connection | None = None
         self.key: int | None = None
+        self.fence_key: int | None = None
+        self.pid: int | None = None  # backend of the lock connection while held
         self.held = False
 
     def try_acquire(self) -> bool:
@@ -67,15 +88,39 @@ class PgAdvisoryLock:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 self.key = _lock_key(self._conn)
+                self.fence_key = _lock_key(self._conn, "fence")
             got = self._conn.execute(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
             ).scalar()
+            if got:
+                self.pid = self._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+                # Wait for commits of the previous leader that passed its fence: they hold the
+                # fence key shared until they end; later ones will see its lock gone.
+                self._conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.fence_key})
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.fence_key})
         except Exception as exc:  # database unreachable: not leader, try again later
             log.warning("scheduler.lock_unavailable", error=f"{type(exc).__name__}: {exc}")
             self._close()
             return False
         self.held = bool(got)
         return self.held
+
+    def fence(self, conn: Connection) -> bool:
+        if not self.held or self.pid is None:
+            return False
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": self.fence_key})
+        # Our lock connection's backend still holds the lock. (Were it gone, its lock went with
+        # it; a successor's lock connection reusing that very pid is the one blind spot.)
+        held = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = :pid AND objsubid = 1"
+                " AND classid::text::bigint = ((CAST(:key AS bigint) >> 32) & 4294967295)"
+                " AND objid::text::bigint = (CAST(:key AS bigint) & 4294967295)"
+            ),
+            {"pid": self.pid, "key": self.key},
+        ).scalar()
+        return bool(held)
 
     def alive(self) -> bool:
         if self._conn is None or not self.held:
@@ -105,6 +150,7 @@ class PgAdvisoryLock:
 
     def _close(self) -> None:
         self.held = False
+        self.pid = None
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -116,9 +162,10 @@ class PgAdvisoryLock:
         return f"PostgreSQL advisory lock {self.key}"
 
 
-def _lock_key(conn: Connection) -> int:
+def _lock_key(conn: Connection, purpose: str = "") -> int:
     where = conn.execute(text("SELECT current_database() || '/' || current_schema()")).scalar()
-    digest = hashlib.blake2b(f"modeldeck-scheduler/{where}".encode(), digest_size=8).digest()
+    name = f"modeldeck-scheduler/{where}" + (f"/{purpose}" if purpose else "")
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -149,6 +196,9 @@ class FileLock:
     def alive(self) -> bool:
         return self._file is not None
 
+    def fence(self, conn: Connection) -> bool:
+        return self._file is not None  # an flock is lost only by releasing it
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
@@ -168,8 +218,25 @@ class NoLock:
     def alive(self) -> bool:
         return True
 
+    def fence(self, conn: Connection) -> bool:
+        return True
+
     def release(self) -> None:
         pass
 
     def describe(self) -> str:
         return "no lock (in-memory database)"
+
+
+def fenced_session(engine: Engine, lock: Leadership, still_leading: Callable[[], bool]) -> Session:
+    """A Session whose commits raise LostLeadership unless `still_leading()` (this process's
+    own view: its leadership term has not ended) and `lock.fence(...)` (the lock's view) both
+    say this process leads. The refused transaction is left for the caller to roll back."""
+    session = Session(engine, expire_on_commit=False)
+
+    def check(_: Session) -> None:
+        if not still_leading() or not lock.fence(session.connection()):
+            raise LostLeadership(f"not committing: this scheduler lost {lock.describe()}")
+
+    event.listen(session, "before_commit", check)
+    return session

@@ -11,12 +11,13 @@ The check details are read tolerantly (`columns` or `features`, `drifted` or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from modeldeck.core.alerts.models import Severity
 from modeldeck.core.clock import as_utc
 from modeldeck.core.config import CheckConfig
+from modeldeck.core.monitoring import readings
 from modeldeck.core.monitoring.models import CheckResult, CheckStatus
 
 # Rule names (stable: they are part of the fingerprint and of Slack messages).
@@ -65,7 +66,7 @@ def window_text(start: datetime, end: datetime) -> str:
     return f"{start:%Y-%m-%d %H:%M}–{end.strftime(fmt)} UTC"
 
 
-def _base(
+def base_details(
     result: CheckResult, *, metric: str, value: Any, threshold: Any, **explanation: Any
 ) -> dict[str, Any]:
     """The explanation a person reads first (metric, value, threshold, window, rule-specific
@@ -85,48 +86,21 @@ def _base(
     }
 
 
-def _columns(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    for key in ("columns", "features", "per_column"):
-        value = details.get(key)
-        if isinstance(value, dict):
-            return {str(k): v for k, v in value.items() if isinstance(v, dict)}
-        if isinstance(value, list):
-            return {
-                str(v.get("column") or v.get("name")): v
-                for v in value
-                if isinstance(v, dict) and (v.get("column") or v.get("name"))
-            }
-    return {}
-
-
 def _silent(result: CheckResult) -> bool:
     return result.status in (CheckStatus.error, CheckStatus.no_data)
-
-
-def _first(data: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if data.get(key) is not None:
-            return data[key]
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def top_drifting(details: dict[str, Any], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
     """The drifted columns, strongest first: p-value tests rank by threshold/score, distance
     tests by score/threshold, so both read as "how many times past the line"."""
     ranked = []
-    for name, col in _columns(details).items():
-        drifted = _first(col, "drifted", "drift_detected")
+    for name, col in readings.column_map(details).items():
+        drifted = readings.first(col, "drifted", "drift_detected")
         if not drifted:
             continue
-        score = _number(_first(col, "score", "drift_score", "p_value"))
-        threshold = _number(_first(col, "threshold", "stattest_threshold"))
-        method = _first(col, "method", "stattest", "stattest_name")
+        score = readings.number(readings.first(col, "score", "drift_score", "p_value"))
+        threshold = readings.number(readings.first(col, "threshold", "stattest_threshold"))
+        method = readings.first(col, "method", "stattest", "stattest_name")
         strength = 1.0
         if score is not None and threshold:
             if str(method).split(" ")[0].lower() in P_VALUE_TESTS:
@@ -156,17 +130,17 @@ def drift(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     itself failed)."""
     if _silent(result):
         return Finding(DRIFT, None)
-    share = _number(
-        _first(result.details, "share_drifted", "drift_share", "share_of_drifted_columns")
+    share = readings.number(
+        readings.first(result.details, "share_drifted", "drift_share", "share_of_drifted_columns")
     )
     if share is None:
-        share = _number(result.score)
+        share = readings.number(result.score)
     firing = result.status == CheckStatus.fail or (share is not None and share >= cfg.drift_share)
     if not firing:
         return Finding(DRIFT, False)
     top = top_drifting(result.details)
     names = ", ".join(_feature_text(t) for t in top)
-    details = _base(
+    details = base_details(
         result,
         metric="share of drifted columns",
         value=share,
@@ -190,19 +164,20 @@ def quality(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
         return Finding(QUALITY, None)
     if result.status != CheckStatus.fail:
         return Finding(QUALITY, False)
-    problems = _first(result.details, "problems", "failures", "issues") or []
+    problems = readings.first(result.details, "problems", "failures", "issues") or []
     if not isinstance(problems, list):
         problems = [problems]
     if not problems:
         problems = [
             f"{name}: {col.get('problem') or col.get('status')}"
-            for name, col in _columns(result.details).items()
+            for name, col in readings.column_map(result.details).items()
             if col.get("status") == "fail" or col.get("failed") or col.get("problem")
         ]
-    texts = [p if isinstance(p, str) else str(_first(p, "message", "text") or p) for p in problems][
-        :TOP_FEATURES
-    ]
-    details = _base(
+    texts = [
+        p if isinstance(p, str) else str(readings.first(p, "message", "text") or p)
+        for p in problems
+    ][:TOP_FEATURES]
+    details = base_details(
         result,
         metric="data quality problems",
         value=len(problems),
@@ -220,38 +195,39 @@ def quality(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
 
 def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     """Fires when the metric falls below the version's reference by more than
-    CheckConfig.performance_drop (relative; lower-is-better metrics such as mae rise instead).
+    CheckConfig.performance_drop (relative; lower-is-better metrics such as mae rise instead),
+    or when a segment fails (`segment_failures`) though the average passes: the alert names
+    the segment (e.g. "region=eu").
 
     The decay check's own `drop` is used when present; an estimate the check could only warn
     about (uncalibrated probabilities: `estimate_note`) does not fire."""
     if _silent(result):
         return Finding(DECAY, None)
     d = result.details
-    metric = str(_first(d, "metric", "metric_name") or "performance")
-    value = _number(_first(d, "value", "current"))
-    if value is None:
-        value = _number(result.score)
-    reference = _number(_first(d, "reference", "reference_value", "baseline"))
-    higher_is_better = bool(
-        d.get(
-            "higher_is_better",
-            metric.lower() not in {"mae", "mse", "rmse", "mape", "log_loss", "logloss"},
-        )
-    )
-    drop = _number(d.get("drop"))
-    if drop is None and value is not None and reference:
-        change = (reference - value) if higher_is_better else (value - reference)
-        drop = change / abs(reference)
+    metric, value, reference, higher_is_better, drop = _measure(d, result.score)
     capped = bool(d.get("estimate_note")) and result.status != CheckStatus.fail
     if drop is not None:
         firing = drop > cfg.performance_drop and not capped
     else:
         firing = result.status == CheckStatus.fail
+    failing = [
+        f
+        for f in d.get("segment_failures") or []
+        if isinstance(f, dict) and f.get("status") == "fail"
+    ]
+    segment: dict[str, Any] | None = None
+    if not firing and failing:  # the average passes, its worst segment does not
+        segment = failing[0]
+        metric, value, reference, higher_is_better, drop = _measure(segment, None)
+        firing = True
     if not firing:
         return Finding(DECAY, False)
-    source = d.get("source")
+    source = (segment or d).get("source")
     label = f"{metric} ({source})" if source in ("realised", "estimated") else metric
-    details = _base(
+    if segment is not None:
+        label += f" in segment {segment.get('segment')}"
+    names = [str(f.get("segment")) for f in failing]
+    details = base_details(
         result,
         metric=label,
         value=value,
@@ -259,7 +235,8 @@ def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Fin
         reference=reference,
         drop=drop,
         higher_is_better=higher_is_better,
-        labelled_rows=d.get("labelled_rows"),
+        labelled_rows=(segment or d).get("labelled_rows"),
+        segments=names,
     )
     if drop is not None and value is not None and reference is not None:
         direction = "below" if higher_is_better else "above"
@@ -271,6 +248,8 @@ def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Fin
     else:
         summary = f"Performance check failed in {subject}"
     summary += f" over {window_text(result.window_start, result.window_end)}"
+    if names and (segment is None or len(names) > 1):
+        summary += f"; failing segments: {', '.join(names[:TOP_FEATURES])}"
     severe = drop is not None and drop >= 2 * cfg.performance_drop > 0
     return Finding(
         DECAY,
@@ -282,18 +261,42 @@ def performance_drop(result: CheckResult, cfg: CheckConfig, subject: str) -> Fin
     )
 
 
+def _measure(
+    d: dict[str, Any], score: float | None
+) -> tuple[str, float | None, float | None, bool, float | None]:
+    """(metric, value, reference, higher_is_better, drop) of a decay result or segment."""
+    metric = str(readings.first(d, "metric", "metric_name") or "performance")
+    value = readings.number(readings.first(d, "value", "current"))
+    if value is None:
+        value = readings.number(score)
+    reference = readings.number(readings.first(d, "reference", "reference_value", "baseline"))
+    higher_is_better = bool(
+        d.get(
+            "higher_is_better",
+            metric.lower() not in {"mae", "mse", "rmse", "mape", "log_loss", "logloss"},
+        )
+    )
+    drop = readings.number(d.get("drop"))
+    if drop is None and value is not None and reference:
+        change = (reference - value) if higher_is_better else (value - reference)
+        drop = change / abs(reference)
+    return metric, value, reference, higher_is_better, drop
+
+
 def hardware(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     """Hardware check results (idle GPU, metrics missing) fire one alert while they fail."""
     if _silent(result):
         return Finding(HARDWARE, None)
     if result.status != CheckStatus.fail:
         return Finding(HARDWARE, False)
-    reason = str(_first(result.details, "reason", "message", "finding") or "hardware check failed")
-    details = _base(
+    reason = str(
+        readings.first(result.details, "reason", "message", "finding") or "hardware check failed"
+    )
+    details = base_details(
         result,
-        metric=str(_first(result.details, "metric") or "gpu"),
+        metric=str(readings.first(result.details, "metric") or "gpu"),
         value=result.score,
-        threshold=_first(result.details, "threshold"),
+        threshold=readings.first(result.details, "threshold"),
     )
     return Finding(HARDWARE, True, Severity.warning, f"{subject}: {reason}", details)
 
@@ -302,8 +305,8 @@ def check_error(result: CheckResult, subject: str) -> Finding:
     """The check itself could not run: monitoring of the monitoring."""
     if result.status != CheckStatus.error:
         return Finding(CHECK_ERROR, False, key=str(result.kind))
-    error = str(_first(result.details, "error", "message") or "unknown error")
-    details = _base(result, metric="check run", value="error", threshold=None, error=error)
+    error = str(readings.first(result.details, "error", "message") or "unknown error")
+    details = base_details(result, metric="check run", value="error", threshold=None, error=error)
     summary = (
         f"The {result.kind} check of {subject} could not run over "
         f"{window_text(result.window_start, result.window_end)}: {error}"
@@ -311,76 +314,3 @@ def check_error(result: CheckResult, subject: str) -> Finding:
     return Finding(
         CHECK_ERROR, True, Severity.warning, summary[:2000], details, key=str(result.kind)
     )
-
-
-def has_labels(result: CheckResult) -> bool | None:
-    """Did this decay result see labels? None when it cannot tell (the check errored)."""
-    if result.status == CheckStatus.error:
-        return None
-    labelled = _number(result.details.get("labelled_rows"))
-    if labelled is not None:
-        return labelled > 0
-    return result.status != CheckStatus.no_data
-
-
-def no_predictions(
-    result: CheckResult,
-    cfg: CheckConfig,
-    subject: str,
-    last_data_at: datetime | None,
-    since: datetime,
-) -> Finding:
-    """No predictions for CheckConfig.no_data_hours (drift and quality results).
-
-    `last_data_at` is the end of the newest window that had data; `since` is when the
-    deployment went live (the clock starts there when it never had data)."""
-    if result.status == CheckStatus.error:
-        return Finding(NO_DATA, None)
-    if result.status != CheckStatus.no_data:
-        return Finding(NO_DATA, False)  # data flows again: healthy
-    return _silence(result, cfg, subject, NO_DATA, "predictions", last_data_at, since)
-
-
-def no_labels(
-    result: CheckResult,
-    cfg: CheckConfig,
-    subject: str,
-    last_labels_at: datetime | None,
-    since: datetime,
-) -> Finding:
-    """Labels stopped arriving for CheckConfig.no_data_hours (decay results), even when the
-    check still estimates performance from probabilities."""
-    labels = has_labels(result)
-    if labels is None or (result.status == CheckStatus.no_data and "task" in result.details):
-        return Finding(NO_LABELS, None)  # errored, or a model decay does not apply to
-    if labels:
-        return Finding(NO_LABELS, False)
-    return _silence(result, cfg, subject, NO_LABELS, "labels", last_labels_at, since)
-
-
-def _silence(
-    result: CheckResult,
-    cfg: CheckConfig,
-    subject: str,
-    rule: str,
-    what: str,
-    last_at: datetime | None,
-    since: datetime,
-) -> Finding:
-    reference = as_utc(last_at) if last_at else as_utc(since)
-    silent = as_utc(result.window_end) - reference
-    if silent < timedelta(hours=cfg.no_data_hours):
-        return Finding(rule, None)  # quiet, but not for long enough to alert
-    hours = silent.total_seconds() / 3600
-    details = _base(
-        result,
-        metric=f"hours without {what}",
-        value=round(hours, 1),
-        threshold=cfg.no_data_hours,
-        last_data_at=reference.isoformat() if last_at else None,
-    )
-    since_txt = f"since {reference:%Y-%m-%d %H:%M} UTC" if last_at else "since it went live"
-    summary = (
-        f"No {what} for {subject} {since_txt} ({hours:.1f} h; alert after {cfg.no_data_hours} h)"
-    )
-    return Finding(rule, True, Severity.warning, summary, details)

@@ -11,7 +11,6 @@ expires, and a resolve edits the Slack message it posted.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -20,9 +19,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from modeldeck.core import logs
-from modeldeck.core.alerts import rules
+from modeldeck.core.alerts import absence, lookup, rules
+from modeldeck.core.alerts import snooze as snoozing
+from modeldeck.core.alerts.lookup import open_alert as open_alert
 from modeldeck.core.alerts.models import OPEN, Alert, AlertPublic, AlertStatus, Severity
 from modeldeck.core.alerts.public import to_public
+
+# Re-exported: every interface calls alerts.service.snooze / parse_duration / wake_snoozed.
+from modeldeck.core.alerts.snooze import MAX_SNOOZE as MAX_SNOOZE
+from modeldeck.core.alerts.snooze import parse_duration as parse_duration
+from modeldeck.core.alerts.snooze import snooze as snooze
+from modeldeck.core.alerts.snooze import wake_snoozed as wake_snoozed
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import SYSTEM, Actor, Role
 from modeldeck.core.auth.service import require
@@ -39,9 +46,6 @@ from modeldeck.core.registry.models import Model, ModelVersion
 from modeldeck.core.rollouts.models import Deployment
 
 log = logs.get("modeldeck.alerts")
-MAX_SNOOZE = timedelta(days=30)
-_DURATION = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 def fingerprint(
@@ -56,34 +60,6 @@ def fingerprint(
         [rule, str(model_id or ""), str(version_id or ""), str(environment_id or ""), key]
     )
     return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30m', '2h', '1d' → timedelta; anything else (or over 30 days) is InvalidInput."""
-    match = _DURATION.match(text or "")
-    if not match:
-        raise InvalidInput(
-            f"{text!r} is not a duration",
-            hint="use minutes, hours or days: 30m, 2h, 1d (at most 30d)",
-        )
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    duration = timedelta(**{_UNITS[unit]: amount})
-    if duration <= timedelta(0):
-        raise InvalidInput(f"{text!r}: a snooze must last at least 1 minute")
-    if duration > MAX_SNOOZE:
-        raise InvalidInput(
-            f"{text!r} is longer than the 30-day maximum",
-            hint="snooze for at most 30d; resolve the alert if it is not a problem",
-        )
-    return duration
-
-
-def open_alert(session: Session, fp: str) -> Alert | None:
-    return session.exec(
-        select(Alert)
-        .where(Alert.fingerprint == fp, col(Alert.status).in_(OPEN))
-        .execution_options(populate_existing=True)
-    ).first()
 
 
 def fire(
@@ -101,12 +77,15 @@ def fire(
     clock: Clock = utcnow,
     notify_people: bool = True,
     pauses_promotions: bool = False,
+    skip_channels: frozenset[str] = frozenset(),
 ) -> Alert:
     """Open the alert or refresh the open one with the same fingerprint; notify when new,
     when the repeat interval has passed, or when its snooze expired. Commits.
 
     `notify_people=False` records without notifying (trust level "shadow");
-    `pauses_promotions` blocks promotions of the model in that environment while open.
+    `pauses_promotions` blocks promotions of the model in that environment while open;
+    `skip_channels` are not told (e.g. the channel whose messages go dead). A new alert starts
+    snoozed while a snooze of its fingerprint is still in force (snooze.keep_snooze).
     """
     if not rule or len(rule) > 100:
         raise InvalidInput("rule must be 1-100 characters")
@@ -146,10 +125,11 @@ def fire(
                 session,
                 actor=SYSTEM,
                 action="alert.fire",
-                target=_target(alert),
+                target=lookup.target(alert),
                 after={"rule": rule, "severity": severity, "summary": alert.summary},
                 clock=clock,
             )
+            snoozing.keep_snooze(session, alert, clock)
     if event == "repeat":
         alert.last_seen = now
         alert.count += 1
@@ -157,20 +137,22 @@ def fire(
         alert.details = details
         alert.severity = severity
         alert.pauses_promotions = alert.pauses_promotions or pauses_promotions
-        if alert.status == AlertStatus.snoozed and _snooze_over(alert, now):
-            _unsnooze(session, alert, clock)
+        if alert.status == AlertStatus.snoozed and snoozing.snooze_over(alert, now):
+            snoozing.unsnooze(session, alert, clock)
             event = "unsnoozed"
     alert.details = {**alert.details, "dashboard_url": dashboard_url(settings, alert)}
     if notify_people and _should_notify(alert, event, settings, now):
-        notify.publish(
+        told = notify.publish(
             session,
             settings=settings,
             kind="alert",
             payload={"alert_id": alert.id, "text": alert.summary},
             clock=clock,
+            skip_channels=skip_channels,
         )
-        alert.last_notified = now
-        ALERTS.labels(rule, str(severity), event).inc()
+        if told:
+            alert.last_notified = now
+            ALERTS.labels(rule, str(severity), event).inc()
     session.add(alert)
     session.commit()
     return alert
@@ -185,25 +167,6 @@ def _should_notify(alert: Alert, event: str, settings: Settings, now: Any) -> bo
     return bool(now - as_utc(alert.last_notified) >= repeat)
 
 
-def _snooze_over(alert: Alert, now: Any) -> bool:
-    return alert.snoozed_until is None or as_utc(alert.snoozed_until) <= now
-
-
-def _unsnooze(session: Session, alert: Alert, clock: Clock) -> None:
-    audit.record(
-        session,
-        actor=SYSTEM,
-        action="alert.unsnooze",
-        target=_target(alert),
-        before={"snoozed_until": alert.snoozed_until, "snoozed_by": alert.snoozed_by},
-        after={"status": "firing"},
-        clock=clock,
-    )
-    alert.status = AlertStatus.firing
-    alert.snoozed_until = None
-    alert.snoozed_by = None
-
-
 def resolve(
     session: Session,
     *,
@@ -214,31 +177,39 @@ def resolve(
     environment_id: int | None = None,
     key: str = "",
     clock: Clock = utcnow,
+    skip_channels: frozenset[str] = frozenset(),
 ) -> Alert | None:
     """Resolve the open alert with this fingerprint because things are healthy again (None
-    when nothing was open). Commits; the Slack message it posted is updated."""
+    when nothing was open). Commits; the Slack message it posted is updated (`skip_channels`
+    as for fire)."""
     alert = open_alert(session, fingerprint(rule, model_id, version_id, environment_id, key))
     if alert is None:
         return None
-    _close(session, settings, alert, actor=SYSTEM, clock=clock)
+    _close(session, settings, alert, actor=SYSTEM, clock=clock, skip_channels=skip_channels)
     session.commit()
     return alert
 
 
 def _close(
-    session: Session, settings: Settings, alert: Alert, *, actor: Actor, clock: Clock
+    session: Session,
+    settings: Settings,
+    alert: Alert,
+    *,
+    actor: Actor,
+    clock: Clock,
+    skip_channels: frozenset[str] = frozenset(),
 ) -> None:
     before = {"status": alert.status, "snoozed_until": alert.snoozed_until}
     alert.status = AlertStatus.resolved
     alert.resolved_at = clock()
     alert.resolved_by = None if actor is SYSTEM else actor.name
-    alert.snoozed_until = None
+    # snoozed_until/by stay: the silence outlives this alert if the problem comes back
     session.add(alert)
     audit.record(
         session,
         actor=actor,
         action="alert.resolve",
-        target=_target(alert),
+        target=lookup.target(alert),
         before=before,
         after={"status": "resolved"},
         clock=clock,
@@ -250,59 +221,9 @@ def _close(
             kind="alert_resolved",
             payload={"alert_id": alert.id, "text": f"Resolved: {alert.summary}"},
             clock=clock,
+            skip_channels=skip_channels,
         )
     ALERTS.labels(alert.rule, str(alert.severity), "resolve").inc()
-
-
-def _get(session: Session, alert_id: int) -> Alert:
-    alert = session.get(Alert, alert_id, populate_existing=True)
-    if alert is None:
-        raise NotFound(f"no alert with id {alert_id}", hint="`modeldeck alerts` lists them")
-    return alert
-
-
-def snooze(
-    session: Session,
-    *,
-    settings: Settings,
-    alert_id: int,
-    duration: timedelta,
-    actor: Actor,
-    clock: Clock = utcnow,
-) -> AlertPublic:
-    """Silence an open alert until now + duration (deployer role); it keeps being tracked and
-    notifies again when the snooze ends if it still fires."""
-    require(actor, Role.deployer, "snooze alerts")
-    if duration <= timedelta(0) or duration > MAX_SNOOZE:
-        raise InvalidInput("a snooze lasts between 1 minute and 30 days")
-    alert = _get(session, alert_id)
-    if alert.status == AlertStatus.resolved:
-        raise Conflict(f"alert {alert_id} is already resolved; there is nothing to snooze")
-    before = {"status": alert.status, "snoozed_until": alert.snoozed_until}
-    alert.status = AlertStatus.snoozed
-    alert.snoozed_until = clock() + duration
-    alert.snoozed_by = actor.name
-    session.add(alert)
-    audit.record(
-        session,
-        actor=actor,
-        action="alert.snooze",
-        target=_target(alert),
-        before=before,
-        after={"status": "snoozed", "snoozed_until": alert.snoozed_until},
-        clock=clock,
-    )
-    if alert.last_notified is not None:  # show "snoozed by … until …" on the posted message
-        notify.publish(
-            session,
-            settings=settings,
-            kind="alert_update",
-            payload={"alert_id": alert.id, "text": alert.summary},
-            clock=clock,
-        )
-    ALERTS.labels(alert.rule, str(alert.severity), "snooze").inc()
-    session.commit()
-    return to_public(session, [alert])[0]
 
 
 def resolve_by(
@@ -311,35 +232,12 @@ def resolve_by(
     """A person resolves an alert (deployer role). If the problem persists, the next check
     opens a new alert."""
     require(actor, Role.deployer, "resolve alerts")
-    alert = _get(session, alert_id)
+    alert = lookup.get(session, alert_id)
     if alert.status == AlertStatus.resolved:
         raise Conflict(f"alert {alert_id} is already resolved")
     _close(session, settings, alert, actor=actor, clock=clock)
     session.commit()
     return to_public(session, [alert])[0]
-
-
-def wake_snoozed(session: Session, *, settings: Settings, clock: Clock = utcnow) -> int:
-    """Un-snooze alerts whose snooze ended and notify them again; the scheduler runs this
-    every minute so an alert that is not re-fired still comes back. Returns how many."""
-    now = clock()
-    rows = session.exec(
-        select(Alert).where(Alert.status == AlertStatus.snoozed, col(Alert.snoozed_until) <= now)
-    ).all()
-    for alert in rows:
-        _unsnooze(session, alert, clock)
-        notify.publish(
-            session,
-            settings=settings,
-            kind="alert",
-            payload={"alert_id": alert.id, "text": alert.summary},
-            clock=clock,
-        )
-        alert.last_notified = now
-        session.add(alert)
-    if rows:
-        session.commit()
-    return len(rows)
 
 
 def evaluate_check(
@@ -361,11 +259,11 @@ def evaluate_check(
     live_since = deployment.activated_at or deployment.started_at
     if result.kind == CheckKind.decay:
         findings.append(
-            rules.no_labels(result, cfg, subject, _last_labels_at(session, result), live_since)
+            absence.no_labels(result, cfg, subject, _last_labels_at(session, result), live_since)
         )
     elif result.kind != CheckKind.hardware:
         findings.append(
-            rules.no_predictions(result, cfg, subject, _last_data_at(session, result), live_since)
+            absence.no_predictions(result, cfg, subject, _last_data_at(session, result), live_since)
         )
     ids: dict[str, Any] = {
         "model_id": deployment.model_id,
@@ -434,7 +332,7 @@ def _last_labels_at(session: Session, result: CheckResult) -> Any:
         .order_by(col(CheckResult.window_end).desc())
         .limit(500)
     ).all()
-    return next((r.window_end for r in rows if rules.has_labels(r)), None)
+    return next((r.window_end for r in rows if absence.has_labels(r)), None)
 
 
 def _resolve_other_versions(
@@ -459,7 +357,7 @@ def _resolve_other_versions(
 
 
 def get_alert(session: Session, alert_id: int) -> AlertPublic:
-    return to_public(session, [_get(session, alert_id)])[0]
+    return to_public(session, [lookup.get(session, alert_id)])[0]
 
 
 def list_alerts(
@@ -509,7 +407,3 @@ def promotions_paused(session: Session, *, model_id: int, environment_id: int) -
 def dashboard_url(settings: Settings, alert: Alert) -> str:
     """Where the dashboard explains this alert (the Alerts page, filtered to it)."""
     return kit.dashboard_url(settings, "alerts", alert=alert.id)
-
-
-def _target(alert: Alert) -> str:
-    return f"alert:{alert.id}"

@@ -26,6 +26,7 @@ from modeldeck.core.clock import Clock, utcnow
 from modeldeck.core.config import Settings
 from modeldeck.core.db import make_engine, ping
 from modeldeck.core.errors import ModeldeckError, Unauthorized
+from modeldeck.core.metrics import watch_outbox
 
 log = structlog.get_logger("modeldeck.api")
 
@@ -127,8 +128,10 @@ def create_app(
             return JSONResponse({"status": "unavailable", "detail": exc.message}, 503)
         return JSONResponse({"status": "ready"})
 
+    watch_outbox(app.state.engine)  # pending/dead notifications on /metrics, from the table
+
     @app.get("/metrics", tags=["service"], include_in_schema=False)
-    async def metrics() -> PlainTextResponse:
+    def metrics() -> PlainTextResponse:  # sync: the outbox gauge queries the database
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     include_routers(app)

@@ -73,6 +73,7 @@ def bot(
             port=port or settings.api.port,
             log_level=settings.log_level.lower(),
             access_log=False,
+            log_config=None,  # our handler renders uvicorn's lines too
         )
     else:
         server.run_http(

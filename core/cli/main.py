@@ -13,6 +13,8 @@ from modeldeck.core.cli import (
     dashboard,
     hardware,
     monitoring,
+    outbox,
+    output,
     registry,
     rollouts,
     scheduler,
@@ -64,6 +66,7 @@ def root(
     # Short commands log problems only, to stderr (stdout is for results, often --json);
     # the long-running ones (api, scheduler, bot, up) reconfigure with settings.log_level.
     logs.configure("auto", "WARNING")
+    output.reset()
     ctx.obj = CliContext(config_path=config, json_output=json_output)
 
 
@@ -73,6 +76,7 @@ rollouts.register_commands(app)
 serve.register_commands(app)
 bot.register_commands(app)
 alerts.register_commands(app)
+outbox.register_commands(app)
 hardware.register_commands(app)
 monitoring.register_commands(app)
 scheduler.register_commands(app)

@@ -17,6 +17,14 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def reset() -> None:
+    """New consoles for this invocation: rich reads the width (COLUMNS) when a console is made,
+    and one process may run many commands (CliRunner, the tests)."""
+    global console, err_console
+    console = Console()
+    err_console = Console(stderr=True, soft_wrap=True)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

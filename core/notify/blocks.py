@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from modeldeck.core.alerts.models import Alert, AlertPublic, AlertStatus
 from modeldeck.core.alerts.public import to_public as alerts_public
@@ -21,6 +21,7 @@ from modeldeck.core.notify.models import OutboxMessage
 from modeldeck.core.rollouts import queries as rollouts
 from modeldeck.core.rollouts.models import (
     Decision,
+    Deployment,
     DeploymentKind,
     DeploymentPublic,
     DeploymentState,
@@ -30,6 +31,8 @@ Message = dict[str, Any]
 ALERT_KINDS = ("alert", "alert_resolved", "alert_update")
 DEPLOYMENT_KINDS = ("approval_request", "deployment_update", "rollout_update")
 HIDDEN_DETAILS = {"dashboard_url", "deployment_id"}  # shown as a button, or internal
+REASON_LIMIT = kit.SECTION_LIMIT - len("*Reason*\n>")
+ROLLBACK_FAILED = (DeploymentState.failed, DeploymentState.rejected)
 
 
 def render(session: Session, settings: Settings, message: OutboxMessage) -> Message:
@@ -40,7 +43,7 @@ def render(session: Session, settings: Settings, message: OutboxMessage) -> Mess
     if message.kind in DEPLOYMENT_KINDS and "deployment_id" in payload:
         return load_deployment_message(session, settings, int(payload["deployment_id"]))
     text = str(payload.get("text") or f"modeldeck {message.kind}")
-    return kit.message(text, [kit.section(kit.escape(text))])
+    return kit.message(text, [kit.section(kit.escape_clip(text, kit.SECTION_LIMIT))])
 
 
 # --- deployments (approval requests, rollout updates, replies to promote/rollback) ---------
@@ -94,12 +97,16 @@ def deployment_message(
     ]
     reason = dep.reason.strip()
     blocks.append(
-        kit.section(f"*Reason*\n>{kit.escape(reason)}" if reason else "*Reason*\n_none given_")
+        kit.section(
+            f"*Reason*\n>{kit.escape_clip(reason, REASON_LIMIT)}"
+            if reason
+            else "*Reason*\n_none given_"
+        )
     )
     if dep.approvals_required or dep.approvals:
         blocks.append(kit.section(_approvals_text(dep, dep.approvals_required)))
     if dep.message:
-        blocks.append(kit.context(kit.escape(dep.message)))
+        blocks.append(kit.context(kit.escape_clip(dep.message, 1900)))
     url = kit.dashboard_url(settings, "model", model=dep.model, env=dep.environment)
     elements = [kit.link_button("Open dashboard", url)]
     if waiting and buttons:
@@ -132,7 +139,7 @@ def _approvals_text(dep: DeploymentPublic, required: int) -> str:
     for a in dep.approvals:
         icon = ":white_check_mark:" if a.decision == Decision.approve else ":no_entry:"
         verb = "approved" if a.decision == Decision.approve else "rejected"
-        comment = f" — {kit.escape(a.comment)}" if a.comment else ""
+        comment = f" — {kit.escape_clip(a.comment, 1000)}" if a.comment else ""
         lines.append(f"{icon} {kit.mention(a.approver)} {verb} {kit.slack_date(a.at)}{comment}")
     if dep.state == DeploymentState.awaiting_approval:
         lines.append("_The requester cannot approve their own request._")
@@ -146,7 +153,27 @@ def load_alert_message(session: Session, settings: Settings, alert_id: int) -> M
     row = session.get(Alert, alert_id)
     if row is None:
         raise NotFound(f"no alert with id {alert_id}")
-    return alert_message(settings, alerts_public(session, [row])[0])
+    return alert_message(
+        settings, alerts_public(session, [row])[0], rollback=rollback_since(session, row)
+    )
+
+
+def rollback_since(session: Session, alert: Alert) -> DeploymentPublic | None:
+    """The latest rollback of the alert's model in its environment since the alert opened
+    (from its Roll back button, a command or the automation): the alert message names it."""
+    if alert.model_id is None or alert.environment_id is None:
+        return None
+    row = session.exec(
+        select(Deployment)
+        .where(
+            Deployment.model_id == alert.model_id,
+            Deployment.environment_id == alert.environment_id,
+            Deployment.kind == DeploymentKind.rollback,
+            col(Deployment.started_at) >= alert.first_seen,
+        )
+        .order_by(col(Deployment.id).desc())
+    ).first()
+    return rollouts.to_public(session, [row])[0] if row is not None else None
 
 
 def alert_title(alert: AlertPublic) -> str:
@@ -155,8 +182,13 @@ def alert_title(alert: AlertPublic) -> str:
     return f"{alert.rule}{where}{env}"
 
 
-def alert_message(settings: Settings, alert: AlertPublic) -> Message:
-    """An alert that explains itself: what, where, since when, the numbers, and what to do."""
+def alert_message(
+    settings: Settings, alert: AlertPublic, *, rollback: DeploymentPublic | None = None
+) -> Message:
+    """An alert that explains itself: what, where, since when, the numbers, and what to do.
+
+    With `rollback` (see `rollback_since`) it says who rolled back, and offers no second
+    Roll back unless that one failed."""
     icon = (
         kit.SEVERITY_ICON[alert.severity]
         if alert.status == AlertStatus.firing
@@ -165,7 +197,7 @@ def alert_message(settings: Settings, alert: AlertPublic) -> Message:
     title = alert_title(alert)
     blocks = [kit.header(f"{icon} {alert.severity.value.upper()}: {title}")]
     if alert.summary:
-        blocks.append(kit.section(kit.escape(alert.summary)))
+        blocks.append(kit.section(kit.escape_clip(alert.summary, kit.SECTION_LIMIT)))
     blocks.append(
         kit.fields(
             [
@@ -183,8 +215,16 @@ def alert_message(settings: Settings, alert: AlertPublic) -> Message:
     url = str(
         alert.details.get("dashboard_url") or kit.dashboard_url(settings, "alerts", alert=alert.id)
     )
+    rolled_back = rollback is not None and rollback.state not in ROLLBACK_FAILED
+    if rollback is not None:
+        blocks.append(kit.context(_rollback_note(rollback)))
     buttons = []
-    if alert.status != AlertStatus.resolved and alert.model and alert.environment:
+    if (
+        alert.status != AlertStatus.resolved
+        and alert.model
+        and alert.environment
+        and not rolled_back
+    ):
         buttons.append(
             kit.button(
                 "Roll back",
@@ -209,6 +249,14 @@ def alert_message(settings: Settings, alert: AlertPublic) -> Message:
     if alert.summary:
         text += f" — {alert.summary}"
     return kit.message(text, blocks)
+
+
+def _rollback_note(dep: DeploymentPublic) -> str:
+    return (
+        f":leftwards_arrow_with_hook: rollback #{dep.id} to `{dep.version}` by "
+        f"{kit.mention(dep.requested_by)} {kit.slack_date(dep.started_at)}: "
+        f"{dep.state.value.replace('_', ' ')}"
+    )
 
 
 def _alert_status(alert: AlertPublic) -> str:
@@ -236,5 +284,7 @@ def _facts(details: dict[str, Any]) -> str:
             shown = f"{value:.4g}"
         else:
             shown = str(value)
-        lines.append(f"*{kit.escape(key.replace('_', ' '))}*: {kit.escape(shown)}")
+        lines.append(
+            f"*{kit.escape_clip(key.replace('_', ' '), 80)}*: {kit.escape_clip(shown, 500)}"
+        )
     return "\n".join(lines)

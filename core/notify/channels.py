@@ -3,7 +3,9 @@
 A channel sends one rendered message or raises DeliveryError saying whether a retry can help
 (Slack down, 5xx, 429 with Retry-After) or not (channel_not_found, invalid_auth, 4xx). The
 outbox (service.drain) owns retries, backoff and dead letters; channels never retry themselves,
-so slack_sdk's own retry handlers are switched off.
+so slack_sdk's own retry handlers are switched off. The one exception: a message Slack refuses
+as `invalid_blocks` is sent again at once as plain text, so a Block Kit mistake never loses an
+alert.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
+from modeldeck.core import logs
 from modeldeck.core.alerts.models import Alert
 from modeldeck.core.alerts.public import to_public
 from modeldeck.core.config import Settings, WebhookConfig
@@ -44,10 +47,14 @@ SLACK_TRANSIENT = frozenset(
     }
 )
 SLACK_API = "https://slack.com/api/"
+PLAIN_TEXT_LIMIT = 4000  # kit.message keeps `text` within 3000; room for the link
+log = logs.get("modeldeck.notify")
 
 
 class DeliveryError(Exception):
-    """A send failed. `permanent`: do not retry; `retry_after`: the receiver asked us to wait."""
+    """A send failed. `permanent`: do not retry; `retry_after`: the receiver asked us to wait;
+    `outage`: the receiver is unreachable, failing (5xx) or pacing us, so the outbox keeps
+    trying for NotifyConfig.give_up_after_hours instead of counting attempts."""
 
     def __init__(
         self,
@@ -56,11 +63,13 @@ class DeliveryError(Exception):
         permanent: bool = False,
         retry_after: float | None = None,
         code: str | None = None,
+        outage: bool = True,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
         self.code = code
+        self.outage = outage and not permanent
 
     @property
     def rate_limited(self) -> bool:
@@ -128,8 +137,9 @@ class SlackChannel:
         text, blocks = str(content.get("text") or ""), content.get("blocks")
         if message.kind in UPDATE_KINDS and row is not None and row.slack_ts:
             try:
-                self._call(
+                self._send(
                     "chat_update",
+                    content,
                     channel=row.slack_channel,
                     ts=row.slack_ts,
                     text=text,
@@ -148,11 +158,26 @@ class SlackChannel:
                 f"no Slack channel for {message.kind} messages "
                 "(set slack.alert_channel or slack.approval_channel)"
             )
-        response = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
+        response = self._send(
+            "chat_postMessage", content, channel=channel, text=text, blocks=blocks
+        )
         if row is not None:
             row.slack_channel = str(response.get("channel") or channel)
             row.slack_ts = str(response.get("ts"))
             session.add(row)
+
+    def _send(self, method: str, content: Rendered, **kwargs: Any) -> Any:
+        """Call `method`; if Slack refuses the blocks, once more as plain text (the fallback
+        text and the dashboard link), so the alert still reaches people."""
+        try:
+            return self._call(method, **kwargs)
+        except DeliveryError as exc:
+            if exc.code != "invalid_blocks" or not kwargs.get("blocks"):
+                raise
+            log.error("notify.invalid_blocks", method=method, error=str(exc))
+        # chat.update keeps the old blocks unless told to drop them: [] replaces them.
+        blocks: list[Any] | None = [] if method == "chat_update" else None
+        return self._call(method, **{**kwargs, "text": plain_text(content), "blocks": blocks})
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         assert self.client is not None
@@ -163,6 +188,21 @@ class SlackChannel:
         except (URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeliveryError(f"Slack unreachable: {reason}") from exc
+
+
+def plain_text(content: Rendered) -> str:
+    """The message without Block Kit: its fallback text and the first link it offers."""
+    text = str(content.get("text") or "")
+    links = [
+        str(element["url"])
+        for block in content.get("blocks") or []
+        if isinstance(block, dict)
+        for element in block.get("elements") or []
+        if isinstance(element, dict) and element.get("url")
+    ]
+    if links:
+        text = f"{text}\n<{links[0]}|Open dashboard>"
+    return text[:PLAIN_TEXT_LIMIT]
 
 
 def _slack_error(method: str, exc: SlackApiError) -> DeliveryError:

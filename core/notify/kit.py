@@ -6,6 +6,7 @@ reader's own time zone, people as mentions (Slack shows their display name for f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -51,11 +52,32 @@ ALERT_ICON: dict[AlertStatus, str] = {
 }
 SECTION_LIMIT = 2900  # Slack allows 3000 characters per text object
 FIELD_LIMIT = 1900  # and 2000 per field
+VALUE_LIMIT = 2000  # a button's value
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_LONGEST_ENTITY = len("&amp;")
+_SAFE_REF = re.compile(r"(<[@#][A-Z0-9]{2,20}>)")
 
 
 def clip(text: str, limit: int) -> str:
-    """Shorten `text` to `limit` characters with an ellipsis (Slack rejects longer texts)."""
+    """Shorten raw `text` to `limit` characters with an ellipsis (Slack rejects longer texts).
+
+    For text that is already mrkdwn (escaped, with `<…>` references) use `clip_mrkdwn`."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """`clip` for mrkdwn: never cuts inside an entity (`&lt;`) or a `<…>` reference, which
+    would show as garbage or as a broken link."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    amp = head.rfind("&")
+    if amp >= len(head) - (_LONGEST_ENTITY - 1) and ";" not in head[amp:]:
+        head = head[:amp]
+    ref = head.rfind("<")
+    if ref != -1 and ">" not in head[ref:]:
+        head = head[:ref]
+    return head + "…"
 
 
 def mention(actor: str | None) -> str:
@@ -93,25 +115,50 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def escape_clip(text: str, limit: int) -> str:
+    """Raw text as mrkdwn of at most `limit` characters: clipped first, then escaped, so a
+    cut never splits an entity."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    pieces: list[str] = []
+    size = 0
+    for char in text:
+        piece = _ENTITIES.get(char, char)
+        if size + len(piece) > limit - 1:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces) + "…"
+
+
+def escape_text(text: str) -> str:
+    """Escape plain text (an error message, a hint) for mrkdwn, keeping only the bare user
+    and channel references modeldeck writes itself (`<@U…>`, `<#C…>`). Links, `<!channel>`,
+    `<!here>` and group mentions are shown as typed, never rendered."""
+    parts = _SAFE_REF.split(text)
+    return "".join(part if i % 2 else escape(part) for i, part in enumerate(parts))
+
+
 def header(text: str) -> dict[str, Any]:
     return HeaderBlock(text=PlainTextObject(text=clip(text, 150), emoji=True)).to_dict()
 
 
 def section(text: str) -> dict[str, Any]:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT))).to_dict()
+    return SectionBlock(text=MarkdownTextObject(text=clip_mrkdwn(text, SECTION_LIMIT))).to_dict()
 
 
 def fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """One section of up to ten `*label*\\nvalue` fields (two columns, stacked on phones)."""
     objs = [
-        MarkdownTextObject(text=clip(f"*{label}*\n{value}", FIELD_LIMIT))
+        MarkdownTextObject(text=clip_mrkdwn(f"*{label}*\n{value}", FIELD_LIMIT))
         for label, value in list(pairs)[:10]
     ]
     return SectionBlock(fields=objs).to_dict()
 
 
 def context(*parts: str) -> dict[str, Any]:
-    elements = [MarkdownTextObject(text=clip(p, 1900)) for p in parts if p][:10]
+    elements = [MarkdownTextObject(text=clip_mrkdwn(p, 1900)) for p in parts if p][:10]
     return ContextBlock(elements=elements).to_dict()
 
 
@@ -123,10 +170,12 @@ def button(
     style: str | None = None,
     confirm: ConfirmObject | None = None,
 ) -> ButtonElement:
+    if len(value) > VALUE_LIMIT:  # a clipped value is a damaged button: refuse to draw it
+        raise ValueError(f"a button value is {len(value)} characters (Slack takes {VALUE_LIMIT})")
     return ButtonElement(
         text=PlainTextObject(text=clip(text, 75), emoji=True),
         action_id=action.value,
-        value=clip(value, 2000),
+        value=value,
         style=style,
         confirm=confirm,
     )
@@ -142,7 +191,7 @@ def confirm(title: str, text: str, yes: str, *, danger: bool = True) -> ConfirmO
     """The Block Kit confirmation dialog shown before a destructive click (DESIGN §10)."""
     return ConfirmObject(
         title=clip(title, 100),
-        text=MarkdownTextObject(text=clip(text, 300)),
+        text=MarkdownTextObject(text=clip_mrkdwn(text, 300)),
         confirm=clip(yes, 30),
         deny="Cancel",
         style="danger" if danger else "primary",
@@ -155,4 +204,4 @@ def actions(block_id: str, elements: list[ButtonElement]) -> dict[str, Any]:
 
 def message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
     """{"text": notification fallback, "blocks": [...]} as chat.postMessage and respond take."""
-    return {"text": clip(text, 3000), "blocks": blocks[:50]}
+    return {"text": clip_mrkdwn(text, 3000), "blocks": blocks[:50]}

@@ -17,7 +17,7 @@ class OutboxStatus(StrEnum):
     pending = "pending"  # waiting for its next attempt
     sent = "sent"
     skipped = "skipped"  # the channel is not configured: nothing to deliver to
-    dead = "dead"  # gave up (max attempts or a permanent error); kept with the error
+    dead = "dead"  # gave up (permanent error, give_up_after_hours, max_attempts); kept
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -32,6 +32,7 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = timestamp(default_now=True, index=True)
     created_at: datetime = timestamp(default_now=True)
+    requeued_at: datetime | None = timestamp()  # the give-up period starts again from here
     last_attempt_at: datetime | None = timestamp()
     sent_at: datetime | None = timestamp(index=True)
     error: str | None = Field(default=None, max_length=2000)
@@ -49,3 +50,18 @@ class DrainReport(BaseModel):
     @property
     def handled(self) -> int:
         return self.sent + self.retried + self.skipped + self.dead
+
+
+class OutboxMessagePublic(BaseModel):
+    """A message as `modeldeck outbox` lists it (the payload stays internal)."""
+
+    id: int
+    channel: str
+    kind: str
+    status: OutboxStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None
+    error: str | None
+    about: str | None  # "alert 12", "deployment 7"

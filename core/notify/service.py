@@ -2,21 +2,25 @@
 
 A state change and the message announcing it commit together (enqueue never commits), so an
 alert is never lost when Slack is down or the process restarts. `drain` delivers due messages
-in order, one committed step per message: retry with exponential backoff (a 429's
-Retry-After wins), dead-letter after NotifyConfig.max_attempts with the error kept, and skip
-messages for channels that are not configured instead of retrying them forever.
+in order, one committed step per message. While a receiver is down (unreachable, 5xx, 429,
+Slack's transient errors) a message retries with capped exponential backoff for
+NotifyConfig.give_up_after_hours; a 429 holds the whole channel until its Retry-After. A
+permanent refusal dead-letters at once, any other failure (a rendering bug) after
+max_attempts; a dead letter keeps its error and raises an alert (notify/admin.py). Messages for
+channels that are not configured are skipped instead of retried forever.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from modeldeck.core import logs
-from modeldeck.core.clock import Clock, utcnow
+from modeldeck.core.clock import Clock, as_utc, utcnow
 from modeldeck.core.config import NotifyConfig, Settings
 from modeldeck.core.errors import InvalidInput
 from modeldeck.core.metrics import NOTIFICATIONS
@@ -83,11 +87,14 @@ def publish(
     kind: str,
     payload: dict[str, Any],
     clock: Clock = utcnow,
+    skip_channels: frozenset[str] = frozenset(),
 ) -> list[OutboxMessage]:
-    """Enqueue a message to every channel that takes its kind (no commit)."""
+    """Enqueue a message to every channel that takes its kind, except `skip_channels` (no
+    commit)."""
     return [
         enqueue(session, channel=channel, kind=kind, payload=payload, clock=clock)
         for channel in targets(settings, kind)
+        if channel not in skip_channels
     ]
 
 
@@ -110,9 +117,12 @@ def drain(
     After a retryable failure the channel counts as down for the rest of this pass (its other
     messages wait without spending an attempt), so an outage costs one request per pass.
     """
+    from modeldeck.core.notify import admin  # admin raises alerts, and alerts import us
+
     channels = channels if channels is not None else build_channels(settings)
     report = DrainReport()
     down: set[str] = set()
+    delivered: set[str] = set()
     due = session.exec(
         select(OutboxMessage.id)
         .where(
@@ -123,7 +133,7 @@ def drain(
         .limit(limit)
     ).all()
     for message_id in due:
-        message = _claim(session, message_id)
+        message = _claim(session, message_id, clock())
         if message is None:
             continue
         if message.channel in down or _waits_for_earlier(session, message):
@@ -132,26 +142,42 @@ def drain(
             continue
         channel = channels.get(message.channel)
         outcome = _deliver(session, settings, message, channel, clock)
+        dead = admin.DeadLetter.of(message) if outcome == "dead" else None
         session.commit()
         NOTIFICATIONS.labels(message.channel.partition(":")[0], outcome).inc()
         if outcome == "retried":
             down.add(message.channel)
+        elif outcome == "sent":
+            delivered.add(message.channel)
+        elif dead is not None:
+            admin.alert_dead_letter(session, settings=settings, dead=dead, clock=clock)
         setattr(report, outcome, getattr(report, outcome) + 1)
+    for name in sorted(delivered):
+        admin.resolve_if_clear(session, settings=settings, channel=name, clock=clock)
     return report
 
 
-def _claim(session: Session, message_id: int | None) -> OutboxMessage | None:
+def _claim(session: Session, message_id: int | None, now: datetime) -> OutboxMessage | None:
     """Lock one message (PostgreSQL: FOR UPDATE SKIP LOCKED) so two drainers never send it
-    twice; None when another drainer has it or it is no longer pending."""
-    bind = session.get_bind()
+    twice; None when another drainer has it, it is no longer pending, or its channel was put
+    on hold after the list of due messages was read."""
     query = select(OutboxMessage).where(OutboxMessage.id == message_id)
-    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+    if _postgres(session):
         query = query.with_for_update(skip_locked=True)
     message = session.exec(query.execution_options(populate_existing=True)).first()
-    if message is None or message.status != OutboxStatus.pending:
+    if (
+        message is None
+        or message.status != OutboxStatus.pending
+        or as_utc(message.next_attempt_at) > now
+    ):
         session.rollback()
         return None
     return message
+
+
+def _postgres(session: Session) -> bool:
+    bind = session.get_bind()
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
 
 
 def _waits_for_earlier(session: Session, message: OutboxMessage) -> bool:
@@ -195,10 +221,11 @@ def _deliver(
         message.error = str(exc)[:2000]
         return "skipped"
     except DeliveryError as exc:
-        return _failed(message, exc, settings.notify, now)
+        return _failed(session, message, exc, settings.notify, now)
     except Exception as exc:  # a rendering bug must not stop the other messages
         log.exception("notify.render_or_send_failed", message_id=message.id)
-        return _failed(message, DeliveryError(f"{type(exc).__name__}: {exc}"), settings.notify, now)
+        error = DeliveryError(f"{type(exc).__name__}: {exc}", outage=False)
+        return _failed(session, message, error, settings.notify, now)
     message.attempts += 1
     message.status = OutboxStatus.sent
     message.sent_at = now
@@ -217,12 +244,24 @@ def _as_rendered(message: OutboxMessage) -> OutboxMessage:
     )
 
 
-def _failed(message: OutboxMessage, exc: DeliveryError, config: NotifyConfig, now: Any) -> str:
+def _failed(
+    session: Session,
+    message: OutboxMessage,
+    exc: DeliveryError,
+    config: NotifyConfig,
+    now: datetime,
+) -> str:
     # Rate limiting is the receiver pacing us, not a failure: it does not use up attempts.
     if not exc.rate_limited:
         message.attempts += 1
     message.error = str(exc)[:2000]
-    if exc.permanent or message.attempts >= config.max_attempts:
+    waited = now - as_utc(message.requeued_at or message.created_at)
+    give_up = timedelta(hours=config.give_up_after_hours)
+    if exc.permanent or (
+        waited >= give_up if exc.outage else message.attempts >= config.max_attempts
+    ):
+        if not exc.permanent and exc.outage:
+            message.error = f"gave up after {_duration(waited)} of trying: {message.error}"[:2000]
         message.status = OutboxStatus.dead
         log.error(
             "notify.dead_letter",
@@ -238,6 +277,8 @@ def _failed(message: OutboxMessage, exc: DeliveryError, config: NotifyConfig, no
         else backoff(message.attempts, config)
     )
     message.next_attempt_at = now + wait
+    if exc.rate_limited:
+        _hold_channel(session, message, now + wait)
     log.warning(
         "notify.retry",
         message_id=message.id,
@@ -249,18 +290,26 @@ def _failed(message: OutboxMessage, exc: DeliveryError, config: NotifyConfig, no
     return "retried"
 
 
-def requeue(session: Session, *, message_ids: list[int], clock: Clock = utcnow) -> int:
-    """Give dead-lettered messages another round of attempts (after fixing the config);
-    commits; returns how many were requeued."""
-    rows = session.exec(
-        select(OutboxMessage).where(
-            col(OutboxMessage.id).in_(message_ids), OutboxMessage.status == OutboxStatus.dead
-        )
-    ).all()
-    for row in rows:
-        row.status = OutboxStatus.pending
-        row.attempts = 0
-        row.next_attempt_at = clock()
-        session.add(row)
-    session.commit()
-    return len(rows)
+def _hold_channel(session: Session, message: OutboxMessage, until: datetime) -> None:
+    """A 429 paces the whole channel, not one message: no pending message of the channel is
+    due before Retry-After (committed with the message that got the 429). Rows another drainer
+    holds are skipped, not waited for (it is sending them; two holds must not deadlock)."""
+    rows = select(OutboxMessage.id).where(
+        OutboxMessage.channel == message.channel,
+        OutboxMessage.status == OutboxStatus.pending,
+        col(OutboxMessage.next_attempt_at) < until,
+        OutboxMessage.id != message.id,
+    )
+    if _postgres(session):
+        rows = rows.with_for_update(skip_locked=True)
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(rows))
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _duration(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"

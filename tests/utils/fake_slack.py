@@ -16,6 +16,10 @@ Built-in methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral,
 chat.getPermalink, views.open, views.publish, usergroups.list (members from `usergroups`).
 Unknown methods answer {"ok": false, "error": "unknown_method"}.
 
+Block Kit limits are enforced like Slack does: a message (chat.postMessage, chat.update,
+chat.postEphemeral, response_url) whose blocks break one is refused with
+{"ok": false, "error": "invalid_blocks", "errors": [... json-pointer ...]} (`block_errors`).
+
 Interactive replies: `fake.response_url("cmd-1")` is a URL to put in a slash command or
 block_actions payload; what the app posts there is recorded as calls of method
 "response_url" (`fake.responses("cmd-1")`), with the same fault switches as the Web API.
@@ -32,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.utils.servers import free_port, wait_until
+from tests.utils.slack_blocks import MESSAGE_METHODS, block_errors, invalid_blocks
 
 Handler = Callable[["SlackCall"], dict[str, Any]]
 
@@ -283,6 +288,10 @@ class FakeSlack:
         handler = self._handlers.get(call.method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
+        if call.method in MESSAGE_METHODS and call.args.get("blocks"):
+            errors = block_errors(call.args["blocks"])
+            if errors:
+                return 200, invalid_blocks(errors), {}
         return 200, handler(call), {}
 
     def _next_ts(self) -> str:

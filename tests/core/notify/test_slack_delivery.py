@@ -13,6 +13,7 @@ from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import FixedClock, as_utc
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import InvalidInput
+from modeldeck.core.notify import admin as admin_service
 from modeldeck.core.notify import service as notify
 from modeldeck.core.notify.models import DrainReport, OutboxStatus
 from modeldeck.core.rollouts.models import Deployment, DeploymentState
@@ -152,33 +153,49 @@ def test_resolve_waits_for_the_post_it_edits(
 
 
 def test_permanent_errors_dead_letter_at_once_and_can_be_requeued(
-    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+    session: Session,
+    settings: Settings,
+    clock: FixedClock,
+    dep: Deployment,
+    slack: FakeSlack,
+    admin: Actor,
 ) -> None:
     _fire(session, settings, clock, dep)
     slack.fail_next("chat.postMessage", "channel_not_found")
     assert _drain(session, settings, clock) == DrainReport(dead=1)
-    [message] = outbox(session)
+    message = outbox(session)[0]
     assert message.status == OutboxStatus.dead
     assert message.error == "Slack refused chat_postMessage: channel_not_found"
     assert message.id is not None
-    assert notify.requeue(session, message_ids=[message.id], clock=clock) == 1
-    assert _drain(session, settings, clock) == DrainReport(sent=1)
+    assert admin_service.requeue(session, actor=admin, message_ids=[message.id], clock=clock) == [
+        message.id
+    ]
+    clock.advance(seconds=1)
+    assert _drain(session, settings, clock).sent >= 1
+    assert outbox(session)[0].status == OutboxStatus.sent
 
 
-def test_gives_up_after_max_attempts_and_keeps_the_error(
-    session: Session, settings: Settings, clock: FixedClock, dep: Deployment, slack: FakeSlack
+def test_a_rendering_failure_counts_attempts_and_dead_letters_after_max_attempts(
+    session: Session, settings: Settings, clock: FixedClock, slack: FakeSlack
 ) -> None:
-    _fire(session, settings, clock, dep)
-    slack.go_down("error")
+    """Not an outage (our own bug, here an alert that no longer exists): max_attempts (5 in
+    these settings) applies, not the long give-up period."""
+    notify.enqueue(session, channel="slack", kind="alert", payload={"alert_id": 4242}, clock=clock)
+    session.commit()
     outcomes = []
     for _ in range(5):
         outcomes.append(_drain(session, settings, clock))
         clock.advance(seconds=60)
-    assert outcomes[-1] == DrainReport(dead=1)
+    assert outcomes[-1].dead == 1
     assert all(o == DrainReport(retried=1) for o in outcomes[:-1])
-    [message] = outbox(session)
+    message = outbox(session)[0]
     assert message.status == OutboxStatus.dead and message.attempts == 5
-    assert "HTTP 500" in (message.error or "")
+    assert message.error == "NotFound: no alert with id 4242"
+    assert _drain(session, settings, clock) == DrainReport(sent=1)
+    # nothing about alert 4242 reached Slack; only the alert saying a notification was lost
+    assert [c.args["text"].split(" — ")[0] for c in slack.calls_to("chat.postMessage")] == [
+        "[firing] critical: notification_dead"
+    ]
 
 
 def test_unconfigured_slack_skips_instead_of_retrying(
