@@ -13,9 +13,15 @@ from modeldeck.core.clock import utcnow
 from modeldeck.core.hardware import report, service
 from modeldeck.core.hardware.models import HardwareReport
 
+SCRAPE_WAIT_SECONDS = 60.0  # wait this long for a scheduled scrape that is running
+
 
 def _money(value: float | None, digits: int = 2) -> str | None:
     return f"${value:,.{digits}f}" if value is not None else None
+
+
+def _approx(text: str | None, approximate: bool) -> str | None:
+    return f"{text}~" if text is not None and approximate else text
 
 
 def gpu(
@@ -53,7 +59,8 @@ def _print(result: HardwareReport, days: int) -> None:
     colour = "green" if result.status.available else "yellow"
     output.console.print(f"[{colour}]{escape(result.status.message)}[/{colour}]")
     output.table(
-        f"GPU usage, last {days} days (~ = shared GPU, approximate)",
+        f"GPU usage, last {days} days (~ = approximate: shared GPU, or predictions split "
+        "by GPU-seconds across GPU models)",
         ["version", "env", "GPUs", "GPU-h", "util % mean/p95", "mem GiB", "W", "cost", "$/1k pred"],
         [
             (
@@ -67,7 +74,7 @@ def _print(result: HardwareReport, days: int) -> None:
                 else None,
                 f"{v.power_watts:.0f}" if v.power_watts is not None else None,
                 _money(v.cost),
-                _money(v.cost_per_1k_predictions, 4),
+                _approx(_money(v.cost_per_1k_predictions, 4), v.predictions_approximate),
             )
             for v in result.versions
         ],
@@ -84,7 +91,7 @@ def _print(result: HardwareReport, days: int) -> None:
                     f"{g.gpu_hours:,.1f}",
                     f"{g.util_mean:.0f} / {g.util_p95:.0f}",
                     _money(g.cost),
-                    _money(g.cost_per_1k_predictions, 4),
+                    _approx(_money(g.cost_per_1k_predictions, 4), g.predictions_approximate),
                 )
                 for g in comparison.by_gpu_model
             ],
@@ -120,19 +127,24 @@ def gpu_scrape(
     ] = 2,
 ) -> None:
     """Aggregate GPU metrics from Prometheus into the database now (the scheduler does this
-    hourly); use a large --hours to backfill history."""
+    every 10 minutes); use a large --hours to backfill history (scraped in chunks of a few
+    hours, oldest first; hours Prometheus no longer has keep what was stored)."""
     cli = context.get(ctx)
     end = utcnow()
     with cli.session() as session:
         result = service.scrape(
-            session, settings=cli.settings, start=end - timedelta(hours=hours), end=end
+            session,
+            settings=cli.settings,
+            start=end - timedelta(hours=hours),
+            end=end,
+            wait_seconds=SCRAPE_WAIT_SECONDS,
         )
     if cli.json_output:
         output.emit_json(result)
         return
     output.success(
         f"stored {result.rows} hourly rows from {result.series} GPU series "
-        f"({result.queries} queries, {result.duration_ms} ms)"
+        f"({result.chunks} chunk(s), {result.queries} queries, {result.duration_ms} ms)"
     )
     for finding in result.findings:
         output.console.print(f"  {escape(finding.summary)}")

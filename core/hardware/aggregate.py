@@ -4,6 +4,11 @@ A GPU held by n pods at a step gives each pod step/n GPU-seconds (and 1/n of the
 GPU-hours never exceed the GPUs that exist; such rows are marked `shared` (approximate). The
 energy counter is differenced here, treating a decrease as a reset (exporter or driver
 restart), as Prometheus' increase() does.
+
+A series holds its GPU at a step when it has a gauge reading there (utilisation, engine
+activity or memory): a series with only energy samples (a pod that stopped just before the
+window: the counter query starts one step earlier) holds nothing, and a MIG slice without
+GPU_UTIL takes its utilisation from the graphics-engine activity (× 100).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from modeldeck.core.hardware.collect import Collected, Samples, SeriesKey, group
 from modeldeck.core.hardware.models import Attribution
 
 MIB_PER_GIB = 1024.0
+HOLDING = ("gpu_util", "engine_active", "fb_used")  # a reading of these = the series holds
 
 
 @dataclass
@@ -32,6 +38,15 @@ class _Acc:
     has_energy: bool = False
     gpu_seconds: float = 0.0
     shared: bool = False
+
+    def merge(self, other: _Acc) -> None:
+        """Another series of the same GPU × pod × version × hour (e.g. a label that changed)."""
+        for name in ("util", "engine", "mem_used", "mem_total", "power", "temp"):
+            getattr(self, name).extend(getattr(other, name))
+        self.energy_wh += other.energy_wh
+        self.has_energy = self.has_energy or other.has_energy
+        self.gpu_seconds += other.gpu_seconds
+        self.shared = self.shared or other.shared
 
 
 @dataclass
@@ -88,11 +103,35 @@ def aggregate(data: Collected, attributor: Attributor) -> tuple[list[HourlyRow],
     diag = Diagnostics()
     for keys in group_by_gpu(data.series).values():
         holders = _holders(data, keys, lo, hi)
+        # One row per natural key (hour, GPU, MIG slice, namespace, pod, version: the unique
+        # index of gpu_usage_hourly), even when several series of it exist (label variants).
+        merged: dict[tuple[int, str, str, str, int | None], tuple[SeriesKey, Owner | None, _Acc]]
+        merged = {}
         for key in keys:
             accs = _accumulate(data, key, holders[key], attributor, diag)
-            rows += [_row(hour, key, owner, acc) for (hour, owner), acc in accs.items()]
+            for (hour, owner), acc in accs.items():
+                natural = (
+                    hour,
+                    key.mig_instance,
+                    key.namespace,
+                    key.pod,
+                    owner.version_id if owner else None,
+                )
+                if natural in merged:
+                    merged[natural][2].merge(acc)
+                else:
+                    merged[natural] = (key, owner, acc)
+        rows += [_row(n[0], key, owner, acc) for n, (key, owner, acc) in merged.items()]
     _diagnose_series(data, diag)
     return rows, diag
+
+
+def _present(series: dict[str, Samples]) -> set[int]:
+    """The steps at which a series has a gauge reading (and so holds its GPU)."""
+    out: set[int] = set()
+    for kind in HOLDING:
+        out.update(series.get(kind, {}))
+    return out
 
 
 def _holders(
@@ -100,18 +139,20 @@ def _holders(
 ) -> dict[SeriesKey, dict[int, int]]:
     """Per series, the windows in which it holds the GPU and how many series share it then.
     Pods (and MIG slices) share a GPU; a GPU no pod holds is reported once, as free."""
-    utils = {k: data.series[k].get("gpu_util", {}) for k in keys}
+    steps = {k: _present(data.series[k]) for k in keys}
     if len(keys) == 1:
         (key,) = keys
-        return {key: {ts: 1 for ts in utils[key] if lo <= ts < hi}}
+        return {key: {ts: 1 for ts in steps[key] if lo <= ts < hi}}
     out: dict[SeriesKey, dict[int, int]] = {k: {} for k in keys}
-    for ts in set().union(*utils.values()):
+    for ts in set().union(*steps.values()):
         if not lo <= ts < hi:
             continue
-        present = [k for k in keys if ts in utils[k]]
+        present = [k for k in keys if ts in steps[k]]
         held = [k for k in present if k.pod or k.mig_instance] or present[:1]
-        for k in held:
-            out[k][ts] = len(held)
+        # Two containers of one pod (or label variants) are one holder, not two sharers.
+        unique = list({(k.mig_instance, k.namespace, k.pod): k for k in reversed(held)}.values())
+        for k in unique:
+            out[k][ts] = len(unique)
     return out
 
 
@@ -125,7 +166,7 @@ def _accumulate(
     """One series' windows (start -> number of series sharing the GPU then) into per-hour,
     per-owner accumulators."""
     series, step = data.series[key], data.step
-    util, engine = series["gpu_util"], series.get("engine_active", {})
+    util, engine = series.get("gpu_util", {}), series.get("engine_active", {})
     used, free = series.get("fb_used", {}), series.get("fb_free", {})
     power, temp = series.get("power", {}), series.get("temp", {})
     energy = _deltas(series.get("energy", {}))
@@ -140,9 +181,12 @@ def _accumulate(
         acc = accs.get(slot)
         if acc is None:
             acc = accs[slot] = _Acc()
-        acc.util.append(util[ts])
+        if (v := util.get(ts)) is not None:
+            acc.util.append(v)
         if (v := engine.get(ts)) is not None:
             acc.engine.append(v)
+            if ts not in util:  # MIG: no GPU_UTIL, the engine's activity instead
+                acc.util.append(v * 100.0)
         if (v := used.get(ts)) is not None:
             acc.mem_used.append(v)
             if (f := free.get(ts)) is not None:
@@ -176,13 +220,13 @@ def _deltas(counter: Samples) -> dict[int, float]:
 
 def _diagnose_series(data: Collected, diag: Diagnostics) -> None:
     for key, series in data.series.items():
-        if "gpu_util" not in series:
-            continue
+        if not any(kind in series for kind in HOLDING):
+            continue  # energy only: a pod that stopped before the window
         diag.series_per_cluster[key.cluster] += 1
         diag.gpu_models.add(key.gpu_model)
         if not key.pod and not key.namespace:
             diag.no_pod_label[key.cluster] += 1
-        util, power = series["gpu_util"].values(), series.get("power", {}).values()
+        util, power = series.get("gpu_util", {}).values(), series.get("power", {}).values()
         if len(util) >= 2 and power and not any(util) and not any(power):
             # A powered GPU never draws 0 W: all-zero readings mean a broken exporter.
             diag.stuck[key.cluster].append(key.gpu_id)

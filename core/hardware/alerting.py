@@ -29,6 +29,14 @@ THERMAL = "gpu_thermal"
 METRICS = "gpu_metrics"
 UNAVAILABLE = "gpu_metrics_unavailable"
 RULES = (IDLE, MEMORY, THERMAL, METRICS)
+# Memory and heat alert only for the hours the scheduled scrape covers (the current one and
+# the one before): a backfill or catch-up of older hours must not page about last month.
+RECENT = timedelta(hours=2)
+
+
+def recent_since(now: datetime) -> datetime:
+    """The first hour whose readings may still alert."""
+    return floor_time(now - RECENT, 3600)
 
 
 @dataclass
@@ -46,7 +54,7 @@ def idle(session: Session, settings: Settings, end: datetime, names: Any) -> lis
     """GPUs a version held for the last `idle_hours` with every hour below the threshold."""
     cfg = settings.prometheus
     since = floor_time(end - timedelta(hours=cfg.idle_hours), 3600)
-    held = func.sum(GpuUsageHourly.samples) * cfg.step_seconds
+    held = func.sum(GpuUsageHourly.gpu_seconds)  # as stored: independent of today's step
     rows = session.execute(
         select_columns(
             GpuUsageHourly.model_id,
@@ -106,11 +114,16 @@ def idle(session: Session, settings: Settings, end: datetime, names: Any) -> lis
     return out
 
 
-def pressure(rows: list[HourlyRow], settings: Settings, names: Any) -> list[Firing]:
-    """Memory near full and thermal, per GPU and version, in this scrape's hours."""
+def pressure(
+    rows: list[HourlyRow], settings: Settings, names: Any, since: datetime
+) -> list[Firing]:
+    """Memory near full and thermal, per GPU and version, in this scrape's hours from `since`
+    (`recent_since(now)`)."""
     cfg = settings.prometheus
     worst: dict[tuple[str, str, str, int | None], tuple[float, HourlyRow]] = {}
     for row in rows:
+        if row.hour < since:
+            continue
         if row.memory_used_max_mib and row.memory_total_mib:
             pct = 100.0 * row.memory_used_max_mib / row.memory_total_mib
             if pct >= cfg.memory_full_percent:

@@ -2,7 +2,9 @@
 
 Two ways, best first:
 1. kube-state-metrics' `kube_pod_labels` with modeldeck.io/model and modeldeck.io/version: the
-   pod says what it serves.
+   pod says what it serves. The values are matched as the Kubernetes backend writes them
+   (`clusters.k8s.label_value`: "1.0.0+cu121" is labelled "1.0.0_cu121"); labels that name no
+   registered version (or two) fall back to the pod name.
 2. The pod name: a pod of environment E serving model M is named after E's target for M
    (`fraud-detector-7d9f8-x2x7q` for target `{model}`), in E's cluster and namespace; the
    version is whatever the deployment history says was active in E at that moment
@@ -14,16 +16,17 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from modeldeck.core.clock import as_utc
+from modeldeck.core.clusters.k8s import label_value
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.hardware.collect import SeriesKey
 from modeldeck.core.hardware.models import Attribution
@@ -31,6 +34,7 @@ from modeldeck.core.registry.models import Model, ModelVersion
 from modeldeck.core.rollouts.models import Deployment
 
 _FOREVER = float("inf")
+K = TypeVar("K")
 
 
 class Reason(StrEnum):
@@ -79,6 +83,9 @@ class Attributor:
         ).all()
         self.version_ids = {(mid, v): vid for vid, mid, v in versions}
         self.version_names = {vid: v for vid, _, v in versions}
+        # Pod labels carry sanitised values; a value two names sanitise to is ambiguous (None).
+        self._label_models = _unique((label_value(name), mid) for mid, name in models)
+        self._label_versions = _unique(((mid, label_value(v)), vid) for vid, mid, v in versions)
         self.places: dict[tuple[str, str], list[Environment]] = defaultdict(list)
         for env in envs:
             self.places[(env.cluster, env.namespace)].append(env)
@@ -131,8 +138,15 @@ class Attributor:
         labelled = self.pod_labels.get(
             (key.cluster, key.namespace, key.pod)
         ) or self.pod_labels.get(("", key.namespace, key.pod))
-        if labelled is not None:
-            return self._by_labels(key, *labelled)
+        by_labels = self._by_labels(key, *labelled) if labelled is not None else None
+        if isinstance(by_labels, Owner):
+            return by_labels
+        by_name = self._by_name(key)
+        if by_labels is not None and isinstance(by_name, Reason):
+            return by_labels  # labelled, but with names nothing matches: say so
+        return by_name
+
+    def _by_name(self, key: SeriesKey) -> _Match | Reason:
         envs = self.places.get((key.cluster, key.namespace), [])
         if not envs:
             return Reason.no_environment
@@ -147,8 +161,12 @@ class Attributor:
         return best[1] if best else Reason.no_target
 
     def _by_labels(self, key: SeriesKey, model: str, version: str) -> Owner | Reason:
-        model_id = self.model_ids.get(model)
-        version_id = self.version_ids.get((model_id, version)) if model_id else None
+        model_id = self.model_ids.get(model) or self._label_models.get(model)
+        version_id = None
+        if model_id is not None:
+            version_id = self.version_ids.get((model_id, version)) or self._label_versions.get(
+                (model_id, version)
+            )
         if model_id is None or version_id is None:
             return Reason.unknown_labels
         env_id = None
@@ -170,6 +188,14 @@ class Attributor:
         """(model, version, environment) names for messages."""
         env = self.env_names.get(owner.environment_id) if owner.environment_id else None
         return (self.model_names[owner.model_id], self.version_names[owner.version_id], env)
+
+
+def _unique(pairs: Iterable[tuple[K, int]]) -> dict[K, int | None]:
+    """key -> id, or None where two ids share the key (ambiguous: not used)."""
+    out: dict[K, int | None] = {}
+    for key, value in pairs:
+        out[key] = None if key in out and out[key] != value else value
+    return out
 
 
 def _load_history(session: Session) -> dict[tuple[int, int], _History]:

@@ -50,8 +50,25 @@ class SeriesKey(NamedTuple):
 
     @property
     def gpu_id(self) -> str:
-        """The physical GPU: its UUID, else node + index (exporters that drop UUID)."""
-        return self.uuid or f"{self.node}/gpu{self.gpu}"
+        """The physical GPU: its UUID, else node + index (exporters that drop UUID), else, with
+        neither UUID nor node, pod + index: GPUs of different nodes must not merge into one
+        "gpu 0" (the finding says a GPU shared by several such pods then counts once per pod)."""
+        if self.uuid:
+            return self.uuid
+        if self.node:
+            return f"{self.node}/gpu{self.gpu}"
+        return f"{self.namespace}/{self.pod}/gpu{self.gpu}" if self.pod else f"/gpu{self.gpu}"
+
+
+@dataclass(frozen=True)
+class PodLabelsIssue:
+    """kube_pod_labels gave nothing usable: which setting to check, and what Prometheus has."""
+
+    key: str  # the setting, e.g. "prometheus.labels.version"
+    name: str  # the metric or label name in effect
+    problem: str  # what is wrong, in words
+    suggestion: str  # "did you mean …?" from what Prometheus knows
+    configured: bool  # the name was set in modeldeck.yaml (a misconfiguration, not a default)
 
 
 @dataclass
@@ -61,7 +78,9 @@ class Collected:
     step: int
     series: dict[SeriesKey, dict[str, Samples]] = field(default_factory=dict)
     pod_labels: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    pod_labels_issue: PodLabelsIssue | None = None  # why no pod labels came back, if telling
     unidentified: int = 0  # series with neither UUID nor gpu index: dropped
+    no_gpu_identity: int = 0  # series with a gpu index but neither UUID nor node: kept by pod
     no_cluster: int = 0  # series whose cluster could not be told
     no_model_name: set[str] = field(default_factory=set)  # clusters with series lacking it
     absent: list[str] = field(default_factory=list)  # optional metrics with no series
@@ -91,6 +110,7 @@ def collect(
         if not found:
             _explain_empty(prom, names, settings, kind, out)
     out.pod_labels = _pod_labels(prom, names, settings, start, end)
+    out.pod_labels_issue = _explain_pod_labels(prom, names, out.pod_labels, start, end)
     return out
 
 
@@ -104,6 +124,8 @@ def _add(
         if kind == "gpu_util":
             out.unidentified += 1
         return
+    if not values["uuid"] and not values["node"] and kind == "gpu_util":
+        out.no_gpu_identity += 1
     if not values["cluster"]:
         values["cluster"] = infer_cluster(settings, values["namespace"])
         if not values["cluster"] and kind == "gpu_util":
@@ -189,6 +211,58 @@ def _pod_labels(
             cluster = labels.get(lab["cluster"], "") or infer_cluster(settings, namespace)
             found[(cluster, namespace, pod)] = (labels[model], labels[version])
     return found
+
+
+def _explain_pod_labels(
+    prom: Prometheus,
+    names: Names,
+    found: dict[tuple[str, str, str], tuple[str, str]],
+    start: datetime,
+    end: datetime,
+) -> PodLabelsIssue | None:
+    """No usable pod labels: a metric or label name that matches nothing is reported (naming
+    the setting), instead of every pod silently falling back to pod-name attribution."""
+    defaults = _default_names()
+    metric = names.metric("pod_labels")
+    if found:
+        if any(pod for _, _, pod in found):
+            return None
+        pod = names.label("pod")
+        return PodLabelsIssue(
+            key="prometheus.labels.pod",
+            name=pod,
+            problem=f"{metric} series have no {pod!r} label, so no pod can be matched",
+            suggestion="",
+            configured=pod != defaults.labels["pod"],
+        )
+    known = prom.metric_names()
+    if metric not in known:
+        return PodLabelsIssue(
+            key="prometheus.metrics.pod_labels",
+            name=metric,
+            problem=f"Prometheus has no metric named {metric!r}",
+            suggestion=suggest(metric, known),
+            configured=metric != defaults.metrics["pod_labels"],
+        )
+    labels = prom.label_names(metric, start, end)
+    for kind in ("model", "version"):
+        label = names.label(kind)
+        if label not in labels:
+            return PodLabelsIssue(
+                key=f"prometheus.labels.{kind}",
+                name=label,
+                problem=f"no {metric} series has a label named {label!r}",
+                suggestion=suggest(label, [n for n in labels if n.startswith("label_")], "label"),
+                configured=label != defaults.labels[kind],
+            )
+    return None  # the labels exist, no pod in this window carries both: pod names attribute
+
+
+def _default_names() -> Names:
+    from modeldeck.core.config import PrometheusConfig
+
+    defaults = PrometheusConfig()
+    return Names(metrics=defaults.metrics, labels=defaults.labels)
 
 
 def group_by_gpu(

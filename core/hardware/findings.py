@@ -181,6 +181,17 @@ def _labels(data: Collected) -> list[Finding]:
                 "labels your cluster uses under prometheus.labels",
             )
         )
+    if data.no_gpu_identity:
+        out.append(
+            Finding(
+                kind=FindingKind.missing_labels,
+                summary=f"{data.no_gpu_identity} GPU series have a gpu index but neither a UUID "
+                "nor a node label: they are told apart by pod, so a GPU shared by several pods "
+                "counts once per pod and free GPUs of different nodes count as one",
+                fix="keep dcgm-exporter's UUID and Hostname labels, or map the labels your "
+                "cluster uses under prometheus.labels.uuid / prometheus.labels.node",
+            )
+        )
     if data.no_cluster:
         out.append(
             Finding(
@@ -189,6 +200,22 @@ def _labels(data: Collected) -> list[Finding]:
                 "does not tell the cluster: they count as an unknown cluster",
                 fix="add a cluster label (relabel rule or external label) matching the cluster "
                 "names in modeldeck.yaml, or set prometheus.labels.cluster",
+            )
+        )
+    if (issue := data.pod_labels_issue) is not None:
+        out.append(
+            Finding(
+                kind=FindingKind.missing_labels,
+                severity="warning" if issue.configured else "info",
+                summary=f"{issue.key} ({issue.name!r}): {issue.problem}; pods are attributed by "
+                "their names only",
+                fix=(f"{issue.suggestion}; " if issue.suggestion else "")
+                + (
+                    f"set {issue.key} in modeldeck.yaml to the name your cluster uses"
+                    if issue.configured
+                    else FIX_POD_LABELS
+                ),
+                details={"setting": issue.key, "name": issue.name},
             )
         )
     for cluster in sorted(c for c in data.no_model_name if c):

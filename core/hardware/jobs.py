@@ -2,7 +2,9 @@
 
 Every 10 minutes it re-aggregates the last two hours (the current hour fills up, late samples
 land) and, after an outage, everything since the last good scrape (up to a week), so a
-scheduler or Prometheus that was down leaves no hole in the hourly history.
+scheduler or Prometheus that was down leaves no hole in the hourly history. A catch-up is
+bounded per run (`CATCH_UP_PER_RUN`, scraped in chunks oldest first, each committed), so a
+week-long outage recovers over a few runs instead of one run asking for a week of the fleet.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from modeldeck.core.scheduler import JobContext, register_job
 SCRAPE_EVERY_SECONDS = 600
 RECENT = timedelta(hours=2)
 CATCH_UP_LIMIT = timedelta(days=7)
+CATCH_UP_PER_RUN = timedelta(days=1)
 
 log = structlog.get_logger("modeldeck.hardware")
 
 
 def scrape_window(session: Session, now: datetime) -> tuple[datetime, datetime]:
-    """The last two hours, or back to the end of the last good scrape (at most a week)."""
+    """The last two hours, or from the end of the last good scrape (at most a week back) for
+    at most CATCH_UP_PER_RUN: the next runs continue from there."""
     last_end = session.exec(
         select(HardwareScrape.window_end)
         .where(HardwareScrape.ok == True)  # noqa: E712
@@ -35,7 +39,8 @@ def scrape_window(session: Session, now: datetime) -> tuple[datetime, datetime]:
     start = now - RECENT
     if last_end is not None:
         start = min(start, as_utc(last_end) - timedelta(hours=1))
-    return max(start, now - CATCH_UP_LIMIT), now
+    start = max(start, now - CATCH_UP_LIMIT)
+    return start, min(now, start + CATCH_UP_PER_RUN)
 
 
 def scrape_job(ctx: JobContext) -> ScrapeResult | None:
@@ -43,7 +48,7 @@ def scrape_job(ctx: JobContext) -> ScrapeResult | None:
     if not ctx.settings.prometheus.url:
         log.debug("hardware.scrape_skipped", reason="prometheus.url is not configured")
         return None
-    with Session(ctx.engine, expire_on_commit=False) as session:
+    with ctx.session() as session:
         start, end = scrape_window(session, ctx.clock())
         try:
             return service.scrape(
@@ -51,6 +56,9 @@ def scrape_job(ctx: JobContext) -> ScrapeResult | None:
             )
         except ModeldeckError as exc:
             log.warning("hardware.scrape_job_failed", error=str(exc))
+            return None
+        except Exception:  # recorded as a failed run by the service; the next run retries
+            log.exception("hardware.scrape_job_crashed")
             return None
 
 

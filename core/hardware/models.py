@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from modeldeck.core.fields import json_column, timestamp
@@ -23,6 +23,9 @@ class Attribution(StrEnum):
     pod_labels = "pod_labels"  # kube_pod_labels: modeldeck.io/model + modeldeck.io/version
     pod_name = "pod_name"  # pod-name prefix of the environment's target + deployment history
     none = "none"  # unattributed: the GPU was free, or attribution failed (see findings)
+
+
+_NATURAL_KEY = ("hour", "cluster", "gpu_uuid", "mig_instance", "namespace", "pod")
 
 
 class GpuUsageHourly(SQLModel, table=True):
@@ -38,6 +41,23 @@ class GpuUsageHourly(SQLModel, table=True):
     __table_args__ = (
         Index("ix_gpu_usage_hourly_version_hour", "version_id", "hour"),
         Index("ix_gpu_usage_hourly_cluster_hour", "cluster", "hour"),
+        # The natural key: two scrapes of the same hour can never both count it. Two partial
+        # indexes because NULLs are distinct in a unique index (unattributed rows).
+        Index(
+            "uq_gpu_usage_hourly_attributed",
+            *_NATURAL_KEY,
+            "version_id",
+            unique=True,
+            postgresql_where=text("version_id IS NOT NULL"),
+            sqlite_where=text("version_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_gpu_usage_hourly_unattributed",
+            *_NATURAL_KEY,
+            unique=True,
+            postgresql_where=text("version_id IS NULL"),
+            sqlite_where=text("version_id IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -136,6 +156,7 @@ class ScrapeResult(BaseModel):
     queries: int
     max_points_per_query: int
     duration_ms: int
+    chunks: int = 1  # scraped in this many whole-hour pieces, oldest first
     findings: list[Finding]
 
 
@@ -147,7 +168,8 @@ class VersionUsage(BaseModel):
     environment: str | None
     cluster: str
     gpu_model: str
-    gpu_count: int
+    gpu_count: int  # GPUs held at once (the most in any hour)
+    gpus_seen: int = 0  # distinct GPUs over the range (a rescheduled pod counts each)
     gpu_hours: float
     util_mean: float
     util_p95: float
@@ -160,6 +182,9 @@ class VersionUsage(BaseModel):
     predictions: int | None = None
     cost_per_1k_predictions: float | None = None
     approximate: bool = False
+    # The version × environment also ran on another GPU model or cluster: `predictions` is
+    # its share by GPU-seconds, so it and cost per 1k predictions are approximate.
+    predictions_approximate: bool = False
     first_hour: datetime
     last_hour: datetime
 
@@ -173,6 +198,7 @@ class GpuModelUsage(BaseModel):
     cost: float | None
     predictions: int | None = None
     cost_per_1k_predictions: float | None = None
+    predictions_approximate: bool = False
 
 
 class GpuComparison(BaseModel):

@@ -21,6 +21,7 @@ from urllib3.util.retry import Retry
 
 from modeldeck.core.config import PrometheusConfig
 from modeldeck.core.errors import BackendUnavailable, InvalidInput
+from modeldeck.core.redaction import redact
 
 METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -173,28 +174,44 @@ class Prometheus:
         )
         return values
 
+    def label_names(self, metric: str, start: datetime, end: datetime) -> list[str]:
+        """The label names `metric`'s series carry in [start, end] (to explain a label typo)."""
+        self.queries += 1
+        values: list[str] = self._call(
+            f"labels of {metric}",
+            lambda: self.client.get_label_names(
+                params={
+                    "match[]": metric,
+                    "start": str(start.timestamp()),
+                    "end": str(end.timestamp()),
+                }
+            ),
+        )
+        return values
+
     def _call(self, what: str, call: Any) -> Any:
         try:
             return call()
         except requests.Timeout:
             raise BackendUnavailable(
-                f"Prometheus at {self.url} did not answer within {self.config.timeout_seconds:g}s",
+                f"Prometheus at {redact(self.url)} did not answer within "
+                f"{self.config.timeout_seconds:g}s",
                 hint="raise prometheus.timeout_seconds or check the Prometheus server's load",
             ) from None
         except requests.RequestException as exc:
             raise BackendUnavailable(
-                f"Prometheus at {self.url} is unreachable: {_reason(exc)}"
+                f"Prometheus at {redact(self.url)} is unreachable: {_reason(exc)}"
             ) from None
         except PrometheusApiClientException as exc:
             status, message = _api_error(str(exc))
             if status in (400, 422):
                 raise InvalidInput(f"Prometheus refused the query {what!r}: {message}") from None
             raise BackendUnavailable(
-                f"Prometheus at {self.url} answered HTTP {status}: {message}"
+                f"Prometheus at {redact(self.url)} answered HTTP {status}: {message}"
             ) from None
         except ValueError as exc:  # a proxy answering HTML instead of JSON
             raise BackendUnavailable(
-                f"Prometheus at {self.url} sent an invalid answer: {exc}"
+                f"Prometheus at {redact(self.url)} sent an invalid answer: {exc}"
             ) from None
 
 
@@ -220,7 +237,7 @@ def _api_error(text: str) -> tuple[int, str]:
         return status, raw[:300]
 
 
-def suggest(name: str, known: list[str]) -> str:
-    """'did you mean …' for a metric name Prometheus has never seen."""
+def suggest(name: str, known: list[str], what: str = "metric") -> str:
+    """'did you mean …' for a metric (or label) name Prometheus has never seen."""
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    return f"did you mean {', '.join(close)}?" if close else "no similar metric is known"
+    return f"did you mean {', '.join(close)}?" if close else f"no similar {what} is known"

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel
 from sqlalchemy import case, func
 from sqlalchemy import select as select_columns
@@ -25,6 +24,7 @@ from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import NotFound
 from modeldeck.core.hardware import report, service
 from modeldeck.core.hardware.models import GpuUsageHourly, HardwareReport
+from modeldeck.core.hardware.predictions import prediction_counts
 from modeldeck.core.registry import service as registry
 from modeldeck.core.registry.models import Model, ModelVersion
 from modeldeck.core.timeseries import bucket_seconds, epoch_bucket, from_epoch, to_utc
@@ -332,54 +332,6 @@ def view(
         group_by=group_by,
         series=series[group_by],
     )
-
-
-def prediction_counts(
-    settings: Settings,
-    start: datetime,
-    end: datetime,
-    keys: list[tuple[str, str, str | None]],
-    max_files: int = 3000,
-) -> dict[tuple[str, str, str | None], int]:
-    """Predictions each (model, version, environment) served in [start, end), counted from the
-    Parquet store: whole files by their metadata, the two edge files by their timestamps.
-    Keys whose files exceed `max_files` in total are left out (cost per 1k unknown)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from modeldeck.core.monitoring import columns as C
-    from modeldeck.core.monitoring.store import Store
-
-    store = Store(settings.data_dir)
-    start, end = to_utc(start), to_utc(end)
-    budget = max_files
-    out: dict[tuple[str, str, str | None], int] = {}
-    for model, version, env in keys:
-        if env is None:
-            continue
-        total = 0
-        base = store.predictions_dir(model, version, env)
-        for day, directory in store.day_dirs(base):
-            if day < start.date() or day > (end - timedelta(microseconds=1)).date():
-                continue
-            for first, last, path in store.part_files(directory):
-                if last < start or first >= end:
-                    continue
-                budget -= 1
-                if budget < 0:
-                    return out
-                if first >= start and last < end:
-                    with store.arrow_fs.open_input_file(path) as handle:
-                        total += pq.ParquetFile(handle).metadata.num_rows
-                else:
-                    stamps = store.read_file(path, columns=[C.TIMESTAMP]).column(0)
-                    inside = pc.and_(
-                        pc.greater_equal(stamps, pa.scalar(start, C.UTC_US)),
-                        pc.less(stamps, pa.scalar(end, C.UTC_US)),
-                    )
-                    total += int(pc.sum(inside).as_py() or 0)
-        out[(model, version, env)] = total
-    return out
 
 
 def recent_utilisation(

@@ -9,9 +9,9 @@ benchmark that shows why the aggregates exist).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func
@@ -21,29 +21,33 @@ from sqlmodel import Session, col, select
 from modeldeck.core.clock import Clock, as_utc, utcnow
 from modeldeck.core.config import Settings
 from modeldeck.core.environments import service as environments
-from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import InvalidInput, NotFound
 from modeldeck.core.hardware import service
-from modeldeck.core.hardware.aggregate import aggregate, percentile
+from modeldeck.core.hardware.aggregate import aggregate
 from modeldeck.core.hardware.attribution import Attributor
 from modeldeck.core.hardware.collect import collect
 from modeldeck.core.hardware.models import (
-    Finding,
-    GpuComparison,
-    GpuModelUsage,
     GpuUsageHourly,
     HardwareReport,
-    HardwareStatus,
-    UnattributedUsage,
     VersionUsage,
 )
-from modeldeck.core.hardware.pricing import price_for, short_name
+from modeldeck.core.hardware.predictions import prediction_counts
+from modeldeck.core.hardware.pricing import short_name
 from modeldeck.core.hardware.prom import Prometheus, names
+from modeldeck.core.hardware.summary import (
+    Group,
+    Key,
+    Predictions,
+    Row,
+    assemble,
+    build,
+    names_by_id,
+)
 from modeldeck.core.registry import service as registry
-from modeldeck.core.registry.models import Model, ModelVersion
+from modeldeck.core.registry.models import ModelVersion
 
-# (model, version, environment) -> predictions served in the range
-Predictions = Mapping[tuple[str, str, str | None], int]
+__all__ = ["Predictions", "Row", "VersionUsage", "build", "check_range", "live_usage", "usage"]
+
 _COLUMNS = (
     GpuUsageHourly.model_id,
     GpuUsageHourly.version_id,
@@ -62,8 +66,6 @@ _COLUMNS = (
     GpuUsageHourly.energy_wh,
     GpuUsageHourly.shared,
 )
-Row = tuple[Any, ...]  # one tuple of _COLUMNS
-_Key = tuple[Any, ...]  # (model_id, version_id, environment_id, cluster, gpu_model)
 H = GpuUsageHourly
 
 
@@ -159,7 +161,9 @@ def usage(
             conditions.append(column == value)
     groups = _stored_groups(session, conditions)
     free, pods = _stored_unattributed(session, settings, conditions)
-    return _assemble(
+    if predictions is None:
+        predictions = count_predictions(session, settings, groups, start, end)
+    return assemble(
         session,
         settings,
         groups,
@@ -181,7 +185,7 @@ def _weighted(value: Any) -> tuple[Any, Any]:
     )
 
 
-def _stored_groups(session: Session, conditions: list[Any]) -> dict[_Key, _Group]:
+def _stored_groups(session: Session, conditions: list[Any]) -> dict[Key, Group]:
     """Per version × environment × GPU model, summed in SQL; the hourly means (for p95) are
     the only per-row values read back."""
     keys = (H.model_id, H.version_id, H.environment_id, H.cluster, H.gpu_model)
@@ -204,7 +208,7 @@ def _stored_groups(session: Session, conditions: list[Any]) -> dict[_Key, _Group
         .where(*attributed)
         .group_by(*keys)
     )
-    groups: dict[_Key, _Group] = {}
+    groups: dict[Key, Group] = {}
     for row in session.execute(query).all():
         (
             seconds,
@@ -221,7 +225,7 @@ def _stored_groups(session: Session, conditions: list[Any]) -> dict[_Key, _Group
             first,
             last,
         ) = row[5:]
-        groups[tuple(row[:5])] = _Group(
+        groups[tuple(row[:5])] = Group(
             seconds=float(seconds or 0),
             util_weighted=float(util or 0),
             samples=int(samples or 0),
@@ -235,10 +239,29 @@ def _stored_groups(session: Session, conditions: list[Any]) -> dict[_Key, _Group
             last=as_utc(last) if last else None,
         )
     # Core, not ORM: 10^5 rows of plain tuples cost a third of ORM rows.
-    utils = session.connection().execute(select_columns(*keys, H.util_mean).where(*attributed))
-    for m, v, e, c, g, util in utils:
-        groups[(m, v, e, c, g)].utils.append(util)
+    utils = session.connection().execute(
+        select_columns(*keys, H.util_mean, H.hour, H.gpu_uuid).where(*attributed)
+    )
+    for m, v, e, c, g, util, hour, gpu in utils:
+        group = groups[(m, v, e, c, g)]
+        group.utils.append(util)
+        group.hourly[hour].add(gpu)
     return groups
+
+
+def count_predictions(
+    session: Session, settings: Settings, keys: Iterable[Key], start: datetime, end: datetime
+) -> dict[tuple[str, str, str | None], int]:
+    """Predictions ingested for the report's (model, version, environment)s in [start, end),
+    from the monitoring store (bounded: see `predictions.prediction_counts`)."""
+    keys = list(keys)
+    models, versions, envs = names_by_id(session, {k[0] for k in keys})
+    wanted = {
+        (models[m], versions[v], envs[e])
+        for m, v, e, *_ in keys
+        if m in models and v in versions and e in envs
+    }
+    return prediction_counts(settings, start, end, sorted(wanted, key=lambda k: (k[0], k[1])))
 
 
 def _stored_unattributed(
@@ -289,218 +312,3 @@ def live_usage(
         status=service.status(session, clock=clock),
         findings=[],
     )
-
-
-@dataclass
-class _Group:
-    seconds: float = 0.0
-    util_weighted: float = 0.0
-    samples: int = 0
-    utils: list[float] = field(default_factory=list)
-    gpus: set[str] = field(default_factory=set)
-    distinct: int = 0  # GPUs counted in SQL (the row path fills `gpus` instead)
-    mem: list[float] = field(default_factory=lambda: [0.0, 0.0])  # weighted sum, weight
-    mem_total: float | None = None
-    power: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    energy: float | None = None
-    shared: bool = False
-    first: datetime | None = None
-    last: datetime | None = None
-
-    def add(self, r: Row) -> None:
-        (_, _, _, _, _, gpu, _, hour, util, samples, seconds, mem, total, power, energy, shared) = r
-        self.seconds += seconds
-        self.util_weighted += util * samples
-        self.samples += samples
-        self.utils.append(util)
-        self.gpus.add(gpu)
-        if mem is not None:
-            self.mem[0] += mem * samples
-            self.mem[1] += samples
-        if total is not None:
-            self.mem_total = max(self.mem_total or 0.0, total)
-        if power is not None:
-            self.power[0] += power * samples
-            self.power[1] += samples
-        if energy is not None:
-            self.energy = (self.energy or 0.0) + energy
-        self.shared = self.shared or bool(shared)
-        self.first = hour if self.first is None or hour < self.first else self.first
-        self.last = hour if self.last is None or hour > self.last else self.last
-
-    @property
-    def util_mean(self) -> float:
-        return self.util_weighted / self.samples if self.samples else 0.0
-
-    @property
-    def gpu_count(self) -> int:
-        return max(len(self.gpus), self.distinct)
-
-
-def build(
-    session: Session,
-    settings: Settings,
-    rows: Iterable[Row],
-    start: datetime,
-    end: datetime,
-    predictions: Predictions | None,
-    *,
-    status: HardwareStatus,
-    findings: list[Finding],
-) -> HardwareReport:
-    """The report from rows shaped like `_COLUMNS` (hourly, or pre-aggregated per bucket)."""
-    groups: dict[_Key, _Group] = defaultdict(_Group)
-    free: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    pods: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for r in rows:
-        if r[1] is None:
-            key = (r[3], short_name(settings, r[4]))
-            free[key][0 if not r[6] else 1] += r[10] / 3600.0
-            if r[6]:
-                pods[key].add(r[6])
-            continue
-        groups[(r[0], r[1], r[2], r[3], r[4])].add(r)
-    return _assemble(
-        session,
-        settings,
-        groups,
-        free,
-        pods,
-        start,
-        end,
-        predictions,
-        status=status,
-        findings=findings,
-    )
-
-
-def _assemble(
-    session: Session,
-    settings: Settings,
-    groups: dict[_Key, _Group],
-    free: dict[tuple[str, str], list[float]],
-    pods: dict[tuple[str, str], set[str]],
-    start: datetime,
-    end: datetime,
-    predictions: Predictions | None,
-    *,
-    status: HardwareStatus,
-    findings: list[Finding],
-) -> HardwareReport:
-    pairs = _versions(session, settings, groups, predictions or {})
-    versions = [v for v, _ in pairs]
-    total_cost = [v.cost for v in versions if v.cost is not None]
-    return HardwareReport(
-        start=start,
-        end=end,
-        status=status,
-        versions=versions,
-        comparisons=_compare(pairs),
-        findings=findings,
-        unattributed=[
-            UnattributedUsage(
-                cluster=c,
-                gpu_model=g,
-                gpu_hours_free=round(v[0], 4),
-                gpu_hours_unmatched=round(v[1], 4),
-                pods=sorted(pods[(c, g)])[:20],
-            )
-            for (c, g), v in sorted(free.items())
-        ],
-        gpu_hours=round(sum(v.gpu_hours for v in versions), 4),
-        cost=round(sum(total_cost), 2) if total_cost else None,
-    )
-
-
-def _versions(
-    session: Session, settings: Settings, groups: dict[_Key, _Group], predictions: Predictions
-) -> list[tuple[VersionUsage, _Group]]:
-    model_ids = {k[0] for k in groups}
-    models = dict(
-        session.exec(select(Model.id, Model.name).where(col(Model.id).in_(model_ids))).all()
-    )
-    versions = dict(
-        session.exec(
-            select(ModelVersion.id, ModelVersion.version).where(
-                col(ModelVersion.model_id).in_(model_ids)
-            )
-        ).all()
-    )
-    envs = dict(session.exec(select(Environment.id, Environment.name)).all())
-    out = []
-    for (model_id, version_id, env_id, cluster, gpu_model), g in groups.items():
-        hours = g.seconds / 3600.0
-        price = price_for(settings, gpu_model)
-        cost = round(hours * price, 4) if price is not None else None
-        model, version = models[model_id], versions[version_id]
-        env = envs.get(env_id) if env_id is not None else None
-        count = predictions.get((model, version, env))
-        out.append(
-            (
-                VersionUsage(
-                    model=model,
-                    version=version,
-                    environment=env,
-                    cluster=cluster,
-                    gpu_model=short_name(settings, gpu_model),
-                    gpu_count=g.gpu_count,
-                    gpu_hours=round(hours, 4),
-                    util_mean=round(g.util_mean, 3),
-                    util_p95=round(percentile(g.utils, 95), 3),
-                    memory_used_gib=round(g.mem[0] / g.mem[1] / 1024, 3) if g.mem[1] else None,
-                    memory_total_gib=round(g.mem_total / 1024, 3) if g.mem_total else None,
-                    power_watts=round(g.power[0] / g.power[1], 2) if g.power[1] else None,
-                    energy_kwh=round(g.energy / 1000, 4) if g.energy is not None else None,
-                    price_per_gpu_hour=price,
-                    cost=cost,
-                    predictions=count,
-                    cost_per_1k_predictions=(
-                        round(cost / count * 1000, 6) if cost is not None and count else None
-                    ),
-                    approximate=g.shared,
-                    first_hour=as_utc(g.first or datetime.min.replace(tzinfo=UTC)),
-                    last_hour=as_utc(g.last or datetime.min.replace(tzinfo=UTC)),
-                ),
-                g,
-            )
-        )
-    out.sort(key=lambda p: (p[0].model, p[0].version, p[0].environment or "", p[0].gpu_model))
-    return out
-
-
-def _compare(pairs: list[tuple[VersionUsage, _Group]]) -> list[GpuComparison]:
-    """Versions that ran on more than one GPU model, side by side per GPU model."""
-    by_version: dict[tuple[str, str], dict[str, list[tuple[VersionUsage, _Group]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for v, g in pairs:
-        by_version[(v.model, v.version)][v.gpu_model].append((v, g))
-    out = []
-    for (model, version), per_gpu in sorted(by_version.items()):
-        if len(per_gpu) < 2:
-            continue
-        entries = []
-        for gpu_model, items in sorted(per_gpu.items()):
-            costs = [v.cost for v, _ in items if v.cost is not None]
-            cost = round(sum(costs), 4) if costs else None
-            counts = [v.predictions for v, _ in items if v.predictions is not None]
-            count = sum(counts) if counts else None
-            samples = sum(g.samples for _, g in items)
-            entries.append(
-                GpuModelUsage(
-                    gpu_model=gpu_model,
-                    environments=sorted({v.environment or v.cluster for v, _ in items}),
-                    gpu_hours=round(sum(g.seconds for _, g in items) / 3600.0, 4),
-                    util_mean=round(sum(g.util_weighted for _, g in items) / samples, 3)
-                    if samples
-                    else 0.0,
-                    util_p95=round(percentile([u for _, g in items for u in g.utils], 95), 3),
-                    cost=cost,
-                    predictions=count,
-                    cost_per_1k_predictions=(
-                        round(cost / count * 1000, 6) if cost is not None and count else None
-                    ),
-                )
-            )
-        out.append(GpuComparison(model=model, version=version, by_gpu_model=entries))
-    return out

@@ -1,19 +1,25 @@
 """Hardware: scrape GPU metrics from Prometheus into hourly aggregates; report their status.
 
-`scrape` is the scheduler's job (hourly, over the last hour or two; any range for a backfill).
-It is idempotent: the hours it covers are replaced, so running it twice, or re-running a range
-after fixing attribution, gives the same rows. When Prometheus is down nothing is deleted: the
-last aggregates stay and `status` says "metrics unavailable since …".
+`scrape` is the scheduler's job (every 10 minutes, over the last two hours; any range for a
+backfill). It works in chunks of whole hours (`CHUNK_POINTS` steps each, oldest first, each
+committed with its own run), so no query asks for more than series × CHUNK_POINTS points and
+an interrupted catch-up resumes where it stopped. It is idempotent: an (hour, cluster) for
+which Prometheus returned data is replaced, so running it twice, or re-running a range after
+fixing attribution, gives the same rows; hours Prometheus no longer has (retention) keep what
+was stored. When Prometheus is down nothing is deleted: the last aggregates stay and `status`
+says "metrics unavailable since …". One scrape runs at a time (`hardware.lock`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import delete, insert
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from modeldeck.core.clock import Clock, as_utc, utcnow
@@ -24,6 +30,7 @@ from modeldeck.core.hardware.aggregate import HourlyRow, aggregate
 from modeldeck.core.hardware.attribution import Attributor
 from modeldeck.core.hardware.collect import collect
 from modeldeck.core.hardware.findings import data_findings
+from modeldeck.core.hardware.lock import scrape_lock
 from modeldeck.core.hardware.models import (
     Finding,
     GpuUsageHourly,
@@ -35,40 +42,87 @@ from modeldeck.core.hardware.prom import Prometheus, floor_time, names
 
 log = structlog.get_logger("modeldeck.hardware")
 
+CHUNK_POINTS = 360  # steps per chunk (6 h at 60 s), rounded down to whole hours, at least 1 h
+
 
 def scrape(
-    session: Session, *, settings: Settings, start: datetime, end: datetime, clock: Clock = utcnow
+    session: Session,
+    *,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    clock: Clock = utcnow,
+    wait_seconds: float = 0.0,
 ) -> ScrapeResult:
     """Aggregate GPU metrics of [start, end) into `gpu_usage_hourly`, raise GPU alerts.
 
-    The window is widened to whole hours (never past now). Raises BackendUnavailable when
-    Prometheus is down or slow and InvalidInput for a misconfigured metric name, after
-    recording the failed run (the status the API and dashboard show).
+    The window is widened to whole hours (never past now) and scraped in chunks, oldest first.
+    Raises BackendUnavailable when Prometheus is down or slow and InvalidInput for a
+    misconfigured metric name (any other error too), after recording the failed run (the
+    status the API and dashboard show); chunks before it stay stored. Conflict when another
+    scrape holds the lock for longer than `wait_seconds`.
     """
     start, end = window(settings, start, end, clock)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with scrape_lock(engine, wait_seconds=wait_seconds):
+        results = [
+            _scrape_chunk(session, settings, lo, hi, clock)
+            for lo, hi in chunks(settings, start, end)
+        ]
+    return ScrapeResult(
+        window_start=start,
+        window_end=end,
+        rows=sum(r.rows for r in results),
+        series=max(r.series for r in results),
+        queries=sum(r.queries for r in results),
+        max_points_per_query=max(r.max_points_per_query for r in results),
+        duration_ms=sum(r.duration_ms for r in results),
+        chunks=len(results),
+        findings=list({(f.kind, f.summary): f for r in results for f in r.findings}.values()),
+    )
+
+
+def chunks(settings: Settings, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) in whole-hour pieces of at most CHUNK_POINTS steps (the last may be short)."""
+    span = timedelta(hours=max(1, settings.prometheus.step_seconds * CHUNK_POINTS // 3600))
+    out, lo = [], start
+    while lo < end:
+        out.append((lo, min(lo + span, end)))
+        lo += span
+    return out
+
+
+def _scrape_chunk(
+    session: Session, settings: Settings, start: datetime, end: datetime, clock: Clock
+) -> ScrapeResult:
     run = HardwareScrape(started_at=clock(), window_start=start, window_end=end)
     began = time.perf_counter()
     client = Prometheus(settings.prometheus)
+    # Only a scrape that reaches the recent hours alerts: an old chunk of a catch-up or a
+    # backfill must neither page about last month nor resolve what fires now.
+    current = end > alerting.recent_since(clock())
     try:
         with client:
             data = collect(client, names(settings.prometheus), settings, start, end)
         attributor = Attributor(session, data.pod_labels)
         rows, diag = aggregate(data, attributor)
-    except ModeldeckError as exc:
+        _replace_hours(session, rows)
+        findings = data_findings(settings, data, diag)
+        firing = _firing(session, settings, end, rows, findings, attributor, clock)
+        firing = firing if current else []
+        findings += alerting.as_findings(firing)
+        run.ok = True
+        run.rows, run.series, run.queries = len(rows), len(data.series), client.queries
+        run.findings = [f.model_dump(mode="json") for f in findings]
+        run.finished_at = clock()
+        run.duration_ms = int((time.perf_counter() - began) * 1000)
+        session.add(run)
+        session.commit()
+    except Exception as exc:  # any failure is a failed run the status shows, then re-raised
         _record_failure(session, settings, run, exc, began, client.queries, clock)
         raise
-    _replace_hours(session, start, end, rows)
-    findings = data_findings(settings, data, diag)
-    firing = _firing(session, settings, end, rows, findings, attributor)
-    findings += alerting.as_findings(firing)
-    run.ok = True
-    run.rows, run.series, run.queries = len(rows), len(data.series), client.queries
-    run.findings = [f.model_dump(mode="json") for f in findings]
-    run.finished_at = clock()
-    run.duration_ms = int((time.perf_counter() - began) * 1000)
-    session.add(run)
-    session.commit()
-    _alert(session, settings, firing, clock)
+    _alert(session, settings, firing, clock, current)
     log.info(
         "hardware.scrape",
         start=start.isoformat(),
@@ -90,13 +144,18 @@ def scrape(
     )
 
 
-def _replace_hours(session: Session, start: datetime, end: datetime, rows: list[HourlyRow]) -> None:
-    """The scraped hours replace what was stored for them (idempotent re-scrapes)."""
-    session.exec(
-        delete(GpuUsageHourly).where(
-            col(GpuUsageHourly.hour) >= start, col(GpuUsageHourly.hour) < _ceil_hour(end)
+def _replace_hours(session: Session, rows: list[HourlyRow]) -> None:
+    """The (hour, cluster) pairs Prometheus returned data for replace what was stored for them
+    (idempotent re-scrapes); hours it returned nothing for keep their rows (retention)."""
+    clusters: dict[datetime, set[str]] = defaultdict(set)
+    for r in rows:
+        clusters[r.hour].add(r.cluster)
+    for hour, names_ in sorted(clusters.items()):
+        session.exec(
+            delete(GpuUsageHourly).where(
+                col(GpuUsageHourly.hour) == hour, col(GpuUsageHourly.cluster).in_(names_)
+            )
         )
-    )
     if rows:
         session.execute(insert(GpuUsageHourly), [vars(r) for r in rows])
 
@@ -108,8 +167,10 @@ def _firing(
     rows: list[HourlyRow],
     findings: list[Finding],
     attributor: Attributor,
+    clock: Clock,
 ) -> list[alerting.Firing]:
-    """Idle GPUs (from the stored hours), memory and heat (this scrape), missing metrics."""
+    """Idle GPUs (from the stored hours), memory and heat (this scrape's recent hours),
+    missing metrics."""
 
     def who(model_id: Any, version_id: Any, env_id: Any) -> tuple[Any, Any, Any]:
         if model_id is None or version_id is None:
@@ -122,7 +183,7 @@ def _firing(
 
     return (
         alerting.idle(session, settings, end, who)
-        + alerting.pressure(rows, settings, who)
+        + alerting.pressure(rows, settings, who, alerting.recent_since(clock()))
         + alerting.from_findings(findings)
     )
 
@@ -154,33 +215,46 @@ def _record_failure(
     session: Session,
     settings: Settings,
     run: HardwareScrape,
-    exc: ModeldeckError,
+    exc: Exception,
     began: float,
     queries: int,
     clock: Clock,
 ) -> None:
-    """Keep the stored aggregates, remember the failure (status), alert once (deduplicated)."""
-    session.rollback()
-    run.ok = False
-    run.error = str(exc)[:2000]
-    run.queries = queries
-    run.finished_at = clock()
-    run.duration_ms = int((time.perf_counter() - began) * 1000)
-    session.add(run)
-    session.commit()
-    log.warning("hardware.scrape_failed", error=run.error)
-    since = status(session, clock=clock).unavailable_since or run.started_at
+    """Keep the stored aggregates, remember the failure (status), alert once (deduplicated).
+    An unexpected error (a bug, the database) is recorded too, so the status says why instead
+    of the catch-up silently re-reading the same window; its traceback goes to the log."""
+    if isinstance(exc, ModeldeckError):
+        error = str(exc)
+        log.warning("hardware.scrape_failed", error=error)
+    else:
+        error = f"internal error in the GPU scrape ({type(exc).__name__}: {exc}); see the log"
+        log.exception("hardware.scrape_crashed", error=error)
     try:
-        alerting.scrape_failed(session, settings, str(exc), as_utc(since), clock)
-    except ModeldeckError as alert_exc:  # alerting must never hide the scrape's own error
-        log.warning("hardware.alert_failed", error=str(alert_exc))
+        session.rollback()
+        run.ok = False
+        run.error = error[:2000]
+        run.queries = queries
+        run.finished_at = clock()
+        run.duration_ms = int((time.perf_counter() - began) * 1000)
+        session.add(run)
+        session.commit()
+        since = status(session, clock=clock).unavailable_since or run.started_at
+        alerting.scrape_failed(session, settings, error, as_utc(since), clock)
+    except Exception as record_exc:  # recording must never hide the scrape's own error
+        session.rollback()
+        log.warning("hardware.record_failed", error=f"{type(record_exc).__name__}: {record_exc}")
 
 
 def _alert(
-    session: Session, settings: Settings, firing: list[alerting.Firing], clock: Clock
+    session: Session,
+    settings: Settings,
+    firing: list[alerting.Firing],
+    clock: Clock,
+    current: bool,
 ) -> None:
     try:
-        alerting.apply(session, settings, firing, clock)
+        if current:
+            alerting.apply(session, settings, firing, clock)
         alerting.scrape_recovered(session, settings, clock)
     except ModeldeckError as exc:  # the aggregates are committed; alerts retry next run
         session.rollback()

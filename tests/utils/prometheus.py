@@ -216,3 +216,23 @@ class PrometheusServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def canned_api(result: list[dict[str, Any]]) -> Any:
+    """A Prometheus HTTP API (an ASGI app for tests.utils.servers.serve_asgi) that answers
+    every range query with `result` and knows the metric names in it: for answers a real
+    Prometheus would never give (a malformed sample)."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    metrics = sorted({str(r.get("metric", {}).get("__name__", "")) for r in result} - {""})
+
+    @app.get("/api/v1/query_range")
+    def query_range() -> dict[str, Any]:
+        return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+    @app.get("/api/v1/label/__name__/values")
+    def names() -> dict[str, Any]:
+        return {"status": "success", "data": metrics}
+
+    return app

@@ -171,12 +171,18 @@ def test_unconfigured_prometheus_is_unavailable_with_a_hint(
 def test_misconfigured_names_are_named_in_the_error(
     session: Session,
     settings: Settings,
+    ids: dict[str, tuple[int, int]],
     history: History,
     clock: FixedClock,
     metrics: dict[str, str],
     labels: dict[str, str],
     expected: list[str],
 ) -> None:
+    last_hour = {"start": history.end - timedelta(hours=1), "end": history.end}
+    service.scrape(session, settings=settings, clock=clock, **last_hour)
+    stored = rows(session)
+    assert stored
+    clock.advance(minutes=10)
     wrong = with_prometheus(settings, metrics=metrics, labels=labels)
     with pytest.raises(InvalidInput) as err:
         service.scrape(
@@ -188,7 +194,7 @@ def test_misconfigured_names_are_named_in_the_error(
         )
     for text in expected:
         assert text in str(err.value)
-    assert not rows(session)
+    assert rows(session) == stored  # the failed scrape changed nothing
     status = service.status(session, clock=clock)
     assert not status.available and expected[0] in status.message
 
@@ -274,3 +280,22 @@ def test_failed_runs_are_listed_oldest_failure_first(
     runs = session.exec(select(HardwareScrape).order_by(col(HardwareScrape.id))).all()
     assert [r.ok for r in runs] == [False, False, False]
     assert service.status(session, clock=clock).unavailable_since == first
+
+
+def test_credentials_in_the_prometheus_url_never_reach_the_message(
+    session: Session, settings: Settings, clock: FixedClock, dead_url: str
+) -> None:
+    """The failure is stored (status, alerts, Slack, dashboard): it must not carry a password."""
+    secret_url = dead_url.replace("http://", "http://scraper:hunter2@") + "?token=abc123"
+    with pytest.raises(BackendUnavailable) as err:
+        service.scrape(
+            session,
+            settings=with_prometheus(settings, url=secret_url),
+            start=clock() - timedelta(hours=1),
+            end=clock(),
+            clock=clock,
+        )
+    stored = session.exec(select(HardwareScrape)).all()
+    texts = [str(err.value), *(run.error or "" for run in stored)]
+    assert stored and all("hunter2" not in t and "abc123" not in t for t in texts)
+    assert "Prometheus at http://127.0.0.1:" in str(err.value)

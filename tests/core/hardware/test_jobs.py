@@ -36,7 +36,8 @@ def test_window_is_the_last_two_hours_or_back_to_the_last_good_scrape(
         )
     )
     session.commit()
-    assert jobs.scrape_window(session, now) == (now - timedelta(days=3, hours=1), now)
+    behind = now - timedelta(days=3, hours=1)  # a catch-up: one day per run, oldest first
+    assert jobs.scrape_window(session, now) == (behind, behind + jobs.CATCH_UP_PER_RUN)
     session.add(
         HardwareScrape(
             started_at=now,

@@ -256,18 +256,19 @@ def test_alerts_fire_for_idle_memory_thermal_and_stuck_and_resolve(
         ids["fraud-detector@2.0.0"][1],
         ids["churn-predictor@2.0.0"][1],
     )
+    # No gpu_thermal: GPU-A100-1's hot hour is 43 h old, and a backfill does not page about
+    # old hours (test_findings.py: the recent case).
     assert open_alerts == {
         ("gpu_idle", "gpu-a100/GPU-A100-2", eta),
         ("gpu_memory_full", "gpu-l4/GPU-L4-0", fraud2),
         ("gpu_memory_full", "gpu-l4/GPU-L4-0", churn),
-        ("gpu_thermal", "gpu-a100/GPU-A100-1", churn),
         ("gpu_metrics", "metrics_stuck/gpu-l4", None),
     }
     idle = next(a for a in _open(session) if a.rule == "gpu_idle")
     assert idle.details["value"] == pytest.approx(2.0, abs=0.05)
     assert idle.details["threshold"] == 5 and "eta-regressor 1.0.0" in idle.summary
 
-    # The last two hours again: the hot hour is out of the window, the rest still fires once.
+    # The last two hours again: the same alerts, each still open once.
     clock.advance(minutes=10)
     service.scrape(
         session,
@@ -326,7 +327,8 @@ def test_bounded_points_give_the_same_rows_and_a_rescrape_replaces(
     first = service.scrape(
         session, settings=settings, start=history.t0, end=history.end, clock=clock
     )
-    assert first.max_points_per_query == 48 * 60 + 1
+    # 48 h in chunks of 6 h: no query asks for more than 361 points per series.
+    assert first.chunks == 8 and first.max_points_per_query == 6 * 60 + 1
     before = _snapshot(session)
     bounded = settings.model_copy(
         update={"prometheus": settings.prometheus.model_copy(update={"max_points": 100})}
@@ -335,7 +337,7 @@ def test_bounded_points_give_the_same_rows_and_a_rescrape_replaces(
         session, settings=bounded, start=history.t0, end=history.end, clock=clock
     )
     assert again.max_points_per_query <= 100
-    assert again.queries > 8 * 28  # each metric split into ≥ 29 bounded queries
+    assert again.queries >= 8 * 8 * 4  # 8 chunks × 8 metrics, each in 4 bounded queries
     assert _snapshot(session) == before  # same numbers, and nothing counted twice
 
 
@@ -395,12 +397,7 @@ def test_scrape_and_report_on_postgres(
             (world.V2_END - world.V2_START) / 60, abs=1e-4
         )
         assert usage(rep, "eta-regressor", "1.0.0", "production").gpu_hours == 48.0
-        assert {a.rule for a in _open(pg)} == {
-            "gpu_idle",
-            "gpu_memory_full",
-            "gpu_thermal",
-            "gpu_metrics",
-        }
+        assert {a.rule for a in _open(pg)} == {"gpu_idle", "gpu_memory_full", "gpu_metrics"}
         again = service.scrape(
             pg, settings=settings, start=history.t0, end=history.end, clock=clock
         )

@@ -143,3 +143,65 @@ def test_the_longest_target_wins(session: Session) -> None:
             SeriesKey("gpu-a100", "", "G", "0", "", "", "ml-prod", pod, ""), ts
         )
         assert isinstance(owner, Owner) and owner.model_id == model_id
+
+
+def _active(session: Session, model: str, version: str, env: str = "production") -> int:
+    model_id, version_id = _version(session, model, version)
+    place = session.exec(select(Environment).where(Environment.name == env)).one()
+    assert place.id is not None
+    session.add(
+        Deployment(
+            model_id=model_id,
+            environment_id=place.id,
+            version_id=version_id,
+            state=DeploymentState.active,
+            requested_by="t",
+            activated_at=T0,
+        )
+    )
+    session.commit()
+    return version_id
+
+
+def test_pod_labels_match_the_sanitised_value_the_k8s_backend_writes(session: Session) -> None:
+    """Kubernetes label values allow no '+': the backend labels version 1.0.0+cu121 as
+    `1.0.0_cu121` (clusters.k8s.label_value), and that is what kube_pod_labels reports."""
+    from modeldeck.core.clusters.k8s import label_value
+
+    version_id = _active(session, "churn-predictor", "1.0.0+cu121")
+    assert label_value("1.0.0+cu121") == "1.0.0_cu121"
+    labels = {("gpu-a100", "ml-prod", "batch-scorer-1"): ("churn-predictor", "1.0.0_cu121")}
+    key = SeriesKey("gpu-a100", "n1", "G", "0", "", "A100", "ml-prod", "batch-scorer-1", "")
+    owner = Attributor(session, pod_labels=labels).owner(key, int(T0.timestamp()) + 60)
+    assert isinstance(owner, Owner) and owner.version_id == version_id
+    assert owner.method is Attribution.pod_labels
+
+
+def test_two_versions_with_one_label_value_are_not_guessed(session: Session) -> None:
+    """ "3+x_y" and "3_x+y" are both labelled "3_x_y": ambiguous, so not attributed by labels;
+    a version registered under the label value itself is matched exactly."""
+    _active(session, "churn-predictor", "1.0.0+a")
+    _version(session, "churn-predictor", "1.0.0_a")
+    _version(session, "churn-predictor", "3+x_y")
+    _version(session, "churn-predictor", "3_x+y")
+    attributor = Attributor(
+        session,
+        pod_labels={
+            ("gpu-a100", "ml-prod", "p-1"): ("churn-predictor", "1.0.0_a"),
+            ("gpu-a100", "ml-prod", "p-2"): ("churn-predictor", "3_x_y"),
+        },
+    )
+    ts = int(T0.timestamp()) + 60
+    exact = attributor.owner(SeriesKey("gpu-a100", "", "G", "0", "", "", "ml-prod", "p-1", ""), ts)
+    assert isinstance(exact, Owner)
+    assert attributor.version_names[exact.version_id] == "1.0.0_a"
+    ambiguous = SeriesKey("gpu-a100", "", "G", "1", "", "", "ml-prod", "p-2", "")
+    assert attributor.owner(ambiguous, ts) is Reason.unknown_labels
+
+
+def test_labels_that_resolve_to_nothing_fall_back_to_the_pod_name(session: Session) -> None:
+    version_id = _active(session, "fraud-detector", "1.0.0")
+    labels = {("gpu-a100", "ml-prod", "fraud-detector-7d9-x"): ("fraud-detector", "9.9.9")}
+    key = SeriesKey("gpu-a100", "", "G", "0", "", "", "ml-prod", "fraud-detector-7d9-x", "")
+    owner = Attributor(session, pod_labels=labels).owner(key, int(T0.timestamp()) + 60)
+    assert owner == Owner(owner.model_id, version_id, owner.environment_id, Attribution.pod_name)
