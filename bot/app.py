@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -20,14 +19,17 @@ from sqlalchemy.engine import Engine
 
 from modeldeck.bot import errors
 from modeldeck.bot.context import BotDeps
-from modeldeck.bot.identity import GroupDirectory, slack_actor
+from modeldeck.bot.identity import GroupDirectory, is_home_team, slack_actor, user_team
 from modeldeck.bot.listeners import actions, commands
+from modeldeck.bot.pacing import lazy_executor
+from modeldeck.bot.replay import ReplayCache, replay_guard
+from modeldeck.core import logs
 from modeldeck.core.clock import Clock, utcnow
 from modeldeck.core.config import Settings, SlackConfig
 from modeldeck.core.errors import BackendUnavailable, ConfigError
 
 SLACK_API = "https://slack.com/api/"
-WORKERS = 8  # threads for lazy listeners (the slow half of every command and click)
+log = logs.get("modeldeck.bot.app")
 
 
 def web_client(slack: SlackConfig) -> WebClient:
@@ -55,7 +57,9 @@ def build_deps(
         settings=settings,
         engine=engine,
         clock=clock,
-        directory=GroupDirectory(client, settings.roles),
+        directory=GroupDirectory(
+            client, settings.roles, max_age=settings.slack.groups_max_age_seconds
+        ),
     )
 
 
@@ -92,6 +96,8 @@ def create_app(
         ) from None
     deps = build_deps(settings, engine, client, clock=clock)
     deps.directory.refresh()  # user-group roles known before the first request (if any)
+    if http:
+        app.use(replay_guard(ReplayCache()))
     app.use(actor_middleware(deps))
     app.error(errors.on_error)
     commands.register(app)
@@ -109,28 +115,34 @@ def _bolt_app(slack: SlackConfig, client: WebClient, http: bool) -> App:
         client=client,
         signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
         request_verification_enabled=http,
-        # ack() runs in the request thread and returns at once; the work is lazy listeners.
+        # ack() runs in the request thread and returns at once; the work is lazy listeners,
+        # at most pacing.LAZY_WORKERS at a time.
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=WORKERS, thread_name_prefix="modeldeck-bot"
-        ),
+        listener_executor=lazy_executor(),
     )
 
 
 def actor_middleware(deps: BotDeps) -> Callable[..., Any]:
     """Resolve the Slack user to an Actor (no Slack call on the request path) and hand the
-    shared dependencies to the listeners."""
+    shared dependencies to the listeners. The bot's own workspace comes from auth.test
+    (bolt's authorization, done once at start)."""
+    allowed = deps.settings.slack.allowed_teams
 
     def resolve_actor(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - bolt's name
-        deps.pacing.request_arrived()
         user = context.user_id or ""
         request_id = body.get("trigger_id") or body.get("action_ts")
+        bot_team = context.authorize_result.team_id if context.authorize_result else None
+        team = user_team(body)
+        home = is_home_team(team, bot_team, allowed)
+        if not home:
+            log.info("slack.foreign_team", user=user, team=team, bot_team=bot_team)
         context["deps"] = deps
         context["actor"] = slack_actor(
             deps.settings.roles,
             deps.directory,
             user,
             request_id=str(request_id) if request_id else None,
+            home_team=home,
         )
         next()
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from modeldeck.bot import pending
 from modeldeck.bot.parser import USAGE
 from modeldeck.core.alerts.models import AlertPublic
 from modeldeck.core.auth.models import Actor, Role
@@ -154,7 +155,7 @@ def history_message(
             f"{kit.mention(d.requested_by)} via {d.requested_via}"
         )
         if d.reason:
-            line += f"\n>{kit.escape(kit.clip(d.reason, 200))}"
+            line += f"\n>{kit.escape_clip(d.reason, 200)}"
         blocks.append(kit.section(line))
     blocks.extend(_more(settings, history.count, model=model))
     return kit.message(f"{model}: {history.count} deployments{where}", blocks)
@@ -200,7 +201,7 @@ def alerts_message(
         icon = kit.SEVERITY_ICON[a.severity] if a.status == "firing" else kit.ALERT_ICON[a.status]
         line = (
             f"{icon} *#{a.id}* {kit.escape(alert_title(a))} — {a.status}\n"
-            f"{kit.escape(kit.clip(a.summary, 200))}\nlast seen "
+            f"{kit.escape_clip(a.summary, 200)}\nlast seen "
             f"{kit.slack_date(a.last_seen)} ({a.count}×)"
         )
         blocks.append(kit.section(line))
@@ -208,14 +209,27 @@ def alerts_message(
     return kit.message(f"{len(alerts)} alerts", blocks)
 
 
+def snoozed_notice(actor: Actor, alert: AlertPublic, duration: str) -> Message:
+    """The answer to `/modeldeck snooze`: who, which alert, until when. No buttons: the
+    alert's own message is redrawn in place."""
+    text = (
+        f":zzz: {kit.mention(actor.name)} snoozed alert *#{alert.id}* "
+        f"{kit.escape(alert_title(alert))} for {duration}, until "
+        f"{kit.slack_date(alert.snoozed_until)}."
+    )
+    return kit.message(text, [kit.section(text)])
+
+
 def rollback_confirmation(
     model: str, environment: str, current: str | None, target: str | None, request: dict[str, Any]
 ) -> Message:
-    """The confirmation step before a rollback asked by slash command (DESIGN §10)."""
+    """The confirmation step before a rollback asked by slash command (DESIGN §10).
+
+    The button carries ids only; the reason waits in bot/pending.py until the click."""
     to = f"`{target}`" if target else "the previous version"
     now = f"`{current}`" if current else "nothing"
     text = f"Roll back *{model}* in *{environment}* from {now} to {to}?"
-    value = json.dumps(request, separators=(",", ":"))
+    value = json.dumps(pending.without_text(request), separators=(",", ":"))
     blocks = [
         kit.section(text),
         kit.actions(

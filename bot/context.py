@@ -22,7 +22,6 @@ from sqlmodel import Session
 
 from modeldeck.bot import errors
 from modeldeck.bot.identity import GroupDirectory
-from modeldeck.bot.pacing import AckFirst
 from modeldeck.core import db, logs
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import Actor
@@ -42,7 +41,6 @@ class BotDeps:
     engine: Engine
     directory: GroupDirectory
     clock: Clock = utcnow
-    pacing: AckFirst = field(default_factory=AckFirst)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BotDeps:
         # bolt deep-copies the context for lazy listeners; these are shared and thread-safe.
@@ -128,7 +126,6 @@ def lazy(kind: Literal["command", "action"]) -> Callable[[Handler], LazyListener
                 respond=respond,
                 logger=logger,
             )
-            turn.deps.pacing.hold_while_busy()
             structlog.contextvars.bind_contextvars(
                 request_id=turn.actor.request_id, slack_user=turn.user_id
             )

@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt.context.respond import Respond
 
+from modeldeck.bot.parser import ParseError
 from modeldeck.core import logs
 from modeldeck.core.errors import (
     BackendUnavailable,
@@ -39,17 +40,26 @@ def friendly(error: Exception) -> dict[str, Any]:
     """The answer a person sees: what went wrong and, when known, what to do about it."""
     if isinstance(error, ModeldeckError):
         icon = next((i for kind, i in ICONS if isinstance(error, kind)), ":x:")
-        text = f"{icon} {error.message}"
+        text = f"{icon} {shown(error, error.message)}"
         blocks = [kit.section(text)]
         if error.hint:
-            blocks.append(kit.context(error.hint))
-            text += f" ({error.hint})"
+            hint = shown(error, error.hint)
+            blocks.append(kit.context(hint))
+            text += f" ({hint})"
         return kit.message(text, blocks)
     text = (
         ":boom: Something went wrong inside modeldeck and the error was logged for the "
         "operators. Check `/modeldeck status` before you try again."
     )
     return kit.message(text, [kit.section(text)])
+
+
+def shown(error: ModeldeckError, text: str) -> str:
+    """Error texts are plain text and often repeat what was typed (`<!channel>`, a link):
+    escaped for mrkdwn so they show as typed. Texts from the parser are all user input;
+    others keep the bare `<@U…>` / `<#C…>` references core and the bot write themselves.
+    (Raw input is clipped where the message is built, so escaping never splits an entity.)"""
+    return kit.escape(text) if isinstance(error, ParseError) else kit.escape_text(text)
 
 
 def report(error: Exception, respond: Respond | None, logger: logging.Logger | None) -> None:

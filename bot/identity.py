@@ -3,6 +3,9 @@
 The Actor's name is `slack:<user id>`, never the display name: display names change and can
 be copied, and the two-person rule compares names. Messages show people as mentions, which
 Slack renders with the current display name.
+
+Only people of the bot's own workspace (auth.test's team) or of `slack.allowed_teams` get a
+role: a Slack Connect guest from another organisation gets none, not even `roles.default`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -21,6 +25,7 @@ from modeldeck.core.config import RolesConfig
 
 log = logs.get("modeldeck.bot.identity")
 GROUPS_TTL_SECONDS = 300.0
+GROUPS_MAX_AGE_SECONDS = 3600.0
 
 
 class GroupDirectory:
@@ -29,6 +34,10 @@ class GroupDirectory:
     Looked up on every request, so it never calls Slack on the request path once loaded: a
     stale cache is served while a background thread refreshes it (the ack stays fast).
     Without `slack_groups` in the role mapping it never calls Slack at all.
+
+    Fails closed: memberships last loaded more than `max_age` seconds ago (Slack refused or
+    was unreachable since) count for nothing, so a person removed from a group while the
+    refresh failed does not keep the group's role.
     """
 
     def __init__(
@@ -37,14 +46,17 @@ class GroupDirectory:
         roles: RolesConfig,
         *,
         ttl: float = GROUPS_TTL_SECONDS,
+        max_age: float = GROUPS_MAX_AGE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.wanted = set(roles.slack_groups)
         self.ttl = ttl
+        self.max_age = max_age
         self.monotonic = monotonic
         self._members: dict[str, frozenset[str]] = {}
-        self._loaded_at: float | None = None
+        self._loaded_at: float | None = None  # last attempt
+        self._fresh_at: float | None = None  # last successful load
         self._lock = threading.Lock()
         self._refreshing = False
 
@@ -55,6 +67,8 @@ class GroupDirectory:
             self.refresh()  # first use only; `modeldeck bot` primes it at start-up
         elif self.monotonic() - self._loaded_at > self.ttl:
             self._refresh_in_background()
+        if self._fresh_at is None or self.monotonic() - self._fresh_at > self.max_age:
+            return []  # too old to trust (see the class docstring)
         return sorted(self._members.get(user_id, frozenset()))
 
     def refresh(self) -> None:
@@ -77,7 +91,7 @@ class GroupDirectory:
                 for user in group.get("users") or []:
                     members.setdefault(user, set()).add(group["id"])
         self._members = {user: frozenset(groups) for user, groups in members.items()}
-        self._loaded_at = self.monotonic()
+        self._loaded_at = self._fresh_at = self.monotonic()
 
     def _refresh_in_background(self) -> None:
         with self._lock:
@@ -94,14 +108,39 @@ class GroupDirectory:
         threading.Thread(target=run, name="modeldeck-usergroups", daemon=True).start()
 
 
+def user_team(body: dict[str, Any]) -> str | None:
+    """The workspace the acting person belongs to (a click: user.team_id; a command: team_id)."""
+    user = body.get("user")
+    if isinstance(user, dict) and user.get("team_id"):
+        return str(user["team_id"])
+    team = body.get("team")
+    found = (
+        body.get("user_team_id")
+        or body.get("team_id")
+        or (team.get("id") if isinstance(team, dict) else team)
+    )
+    return str(found) if found else None
+
+
+def is_home_team(team: str | None, bot_team: str | None, allowed: list[str]) -> bool:
+    """The person's workspace is the bot's own or an allowed one (unknown: no)."""
+    return team is not None and (team == bot_team or team in allowed)
+
+
 def slack_actor(
-    roles: RolesConfig, directory: GroupDirectory, user_id: str, request_id: str | None = None
+    roles: RolesConfig,
+    directory: GroupDirectory,
+    user_id: str,
+    request_id: str | None = None,
+    *,
+    home_team: bool = True,
 ) -> Actor:
-    """The Actor for a Slack user: highest role of the user id and their groups, else default."""
-    groups = directory.groups_of(user_id)
+    """The Actor for a Slack user: highest role of the user id and their groups, else default;
+    no role at all for someone from another workspace (`home_team` False)."""
+    groups = directory.groups_of(user_id) if home_team else []
     return Actor(
         name=f"slack:{user_id}",
-        role=role_for(roles, user=user_id, groups=groups),
+        role=role_for(roles, user=user_id, groups=groups) if home_team else None,
         via="slack",
         request_id=request_id[:64] if request_id else None,
     )

@@ -1,48 +1,25 @@
-"""Acks first: lazy work waits while requests are still arriving.
+"""Acks first: the slow half of every request runs on a small, bounded pool of threads.
 
-An ack costs about a millisecond; the work behind it (queries, rendering, the reply) ten times
-that. In a burst — fifty people typing at once, or a flood of clicks — running both at once
-makes every ack wait behind other people's work (one interpreter lock, two cores). Slack needs
-the ack within 3 s but accepts the reply on the response_url for 30 minutes, so the lazy work
-holds back until no request has arrived for a moment (bounded, so a steady stream never starves
-the replies).
+An ack costs about a millisecond in the request thread; the work behind it (queries,
+rendering, the reply on the response_url, the audit row) ten times that, on a lazy-listener
+thread. All of it shares one interpreter lock, so in a burst — fifty people typing at once, a
+flood of clicks — every thread doing lazy work takes turns with the acks. At most
+`LAZY_WORKERS` lazy listeners run at once; the rest wait in the pool's queue, in order, without
+holding a thread or sleeping. Slack needs the ack within 3 s but accepts the reply for
+30 minutes, so a burst costs the replies a queue, never the acks their budget.
+
+Four, not one: most of a lazy listener's time is spent waiting on Slack and the database, and
+those waits overlap. (The pool used to be eight threads that each slept while requests kept
+arriving, up to a second per reply; a steady stream held every reply back.)
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-QUIET_SECONDS = 0.02  # no request for this long: the burst is over
-MAX_HOLD_SECONDS = 1.0  # a reply is never held back longer than this
+LAZY_WORKERS = 4
 
 
-class AckFirst:
-    def __init__(
-        self,
-        *,
-        quiet: float = QUIET_SECONDS,
-        max_hold: float = MAX_HOLD_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.quiet = quiet
-        self.max_hold = max_hold
-        self.monotonic = monotonic
-        self.sleep = sleep
-        self._last_request = float("-inf")
-
-    def request_arrived(self) -> None:
-        """Called as each request comes in, before its ack."""
-        self._last_request = self.monotonic()  # a float store: atomic, no lock needed
-
-    def hold_while_busy(self) -> float:
-        """Wait until requests stop arriving (at most `max_hold`); the seconds waited."""
-        start = self.monotonic()
-        deadline = start + self.max_hold
-        while True:
-            now = self.monotonic()
-            until = min(self._last_request + self.quiet, deadline)
-            if now >= until - 1e-6:  # (float sums: a microsecond is "now")
-                return now - start
-            self.sleep(until - now)
+def lazy_executor(workers: int = LAZY_WORKERS) -> ThreadPoolExecutor:
+    """The pool bolt runs lazy listeners on (its `listener_executor`)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modeldeck-bot")

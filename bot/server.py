@@ -78,7 +78,14 @@ def run_http(app: App, *, host: str, port: int, log_level: str = "info") -> None
     import uvicorn
 
     log.info("slack.http_mode", host=host, port=port, path=EVENTS_PATH)
-    uvicorn.run(http_app(app), host=host, port=port, log_level=log_level.lower(), access_log=False)
+    uvicorn.run(
+        http_app(app),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+        log_config=None,  # our handler (core/logs.py) renders uvicorn's lines too
+    )
 
 
 def socket_mode_handler(app: App, slack: SlackConfig) -> SocketModeHandler:

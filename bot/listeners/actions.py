@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
+from modeldeck.bot import pending
 from modeldeck.bot.context import Message, Turn, lazy, log
 from modeldeck.bot.ids import ActionId
 from modeldeck.core.alerts import service as alerts
@@ -19,6 +20,7 @@ from modeldeck.core.alerts.models import AlertStatus
 from modeldeck.core.errors import BackendUnavailable, Conflict, InvalidInput
 from modeldeck.core.notify import blocks as notify_blocks
 from modeldeck.core.notify import kit
+from modeldeck.core.notify import service as notify
 from modeldeck.core.rollouts import queries as rollouts_queries
 from modeldeck.core.rollouts import service as rollouts
 from modeldeck.core.rollouts.models import Decision, DeploymentPublic, DeploymentState
@@ -31,8 +33,8 @@ def register(app: App) -> None:
     app.action(ActionId.confirm_rollback.value)(ack=acknowledge, lazy=[confirm_rollback])
     app.action(ActionId.cancel.value)(ack=acknowledge, lazy=[cancel])
     app.action(ActionId.snooze_1h.value)(ack=acknowledge, lazy=[snooze_1h])
-    # A link button opens the dashboard in the browser; Slack still expects an ack.
-    app.action(ActionId.open_dashboard.value)(acknowledge)
+    # A link button opens the dashboard in the browser; Slack still sends the click.
+    app.action(ActionId.open_dashboard.value)(ack=acknowledge, lazy=[open_dashboard])
 
 
 def acknowledge(ack: Ack) -> None:
@@ -84,8 +86,21 @@ def _already_decided(dep: DeploymentPublic) -> Conflict:
 
 
 @lazy("action")
+def open_dashboard(turn: Turn) -> None:
+    """Nothing to do but the audit event (who opened what, from which message)."""
+    action = (turn.body.get("actions") or [{}])[0]
+    if action.get("url"):
+        turn.audit_details["url"] = str(action["url"])[:500]
+    if ts := _message_ts(turn):
+        turn.audit_details["message_ts"] = ts
+
+
+@lazy("action")
 def rollback_from_alert(turn: Turn) -> None:
-    """Roll back the version an alert is about; refused if that version no longer runs."""
+    """Roll back the version an alert is about; refused if that version no longer runs.
+
+    The alert message is redrawn in place ("rollback #N by …", no second Roll back), now and
+    through the outbox (alert_update); the clicker gets the rollout privately."""
     alert_id = _int_value(turn)
     turn.audit_target = f"alert:{alert_id}"
     with turn.session() as session:
@@ -126,16 +141,27 @@ def rollback_from_alert(turn: Turn) -> None:
         message = notify_blocks.load_deployment_message(
             session, turn.settings, deployment.id, buttons=False
         )
+        notify.publish(
+            session,
+            settings=turn.settings,
+            kind="alert_update",
+            payload={"alert_id": alert_id, "text": f"rollback #{deployment.id}"},
+            clock=turn.clock,
+        )
+        session.commit()
     turn.audit_details["deployment_id"] = deployment.id
-    turn.reply(message, public=True)
+    _refresh_alert(turn, alert_id)
+    turn.reply(message)
 
 
 @lazy("action")
 def confirm_rollback(turn: Turn) -> None:
-    """The slash command's confirmation: run the rollback it described."""
+    """The slash command's confirmation: run the rollback it described, from the deployment
+    it described (Conflict, nothing changed, when another change came first)."""
     request = _json_value(turn)
     model, env = str(request.get("m") or ""), str(request.get("e") or "")
-    if not model or not env:
+    current = request.get("c")
+    if not model or not env or not isinstance(current, int) or isinstance(current, bool):
         raise InvalidInput("this confirmation button is damaged; run the rollback command again")
     turn.audit_target = f"model:{model}/env:{env}"
     key = f"slack:rollback:{request.get('k')}" if request.get("k") else None
@@ -146,10 +172,11 @@ def confirm_rollback(turn: Turn) -> None:
             model=model,
             environment=env,
             actor=turn.actor,
-            to_version=request.get("v") or None,
+            to_version=str(request.get("v") or "") or None,
             reason=str(request.get("r") or ""),
             idempotency_key=key,
             slack_channel=turn.channel_id,
+            expected_current_id=current,
             clock=turn.clock,
         )
         message = notify_blocks.load_deployment_message(
@@ -171,7 +198,7 @@ def snooze_1h(turn: Turn) -> None:
     turn.audit_target = f"alert:{alert_id}"
     try:
         with turn.session() as session:
-            alert = alerts.snooze(
+            alerts.snooze(
                 session,
                 settings=turn.settings,
                 alert_id=alert_id,
@@ -182,7 +209,7 @@ def snooze_1h(turn: Turn) -> None:
     except Conflict:
         _refresh_alert(turn, alert_id)
         raise
-    _update_message(turn, notify_blocks.alert_message(turn.settings, alert))
+    _refresh_alert(turn, alert_id)
 
 
 def _refresh_deployment(turn: Turn, deployment_id: int) -> DeploymentPublic | None:
@@ -241,4 +268,4 @@ def _json_value(turn: Turn) -> dict[str, Any]:
         value = None
     if not isinstance(value, dict):
         raise InvalidInput("this button is damaged (its value is not readable); nothing changed")
-    return value
+    return pending.with_text(value)  # the reason, kept in the bot (bot/pending.py)

@@ -39,7 +39,6 @@ from modeldeck.core.monitoring import queries as monitoring
 from modeldeck.core.notify import blocks as notify_blocks
 from modeldeck.core.notify import kit
 from modeldeck.core.registry import service as registry
-from modeldeck.core.rollouts import policy
 from modeldeck.core.rollouts import queries as rollouts_queries
 from modeldeck.core.rollouts import service as rollouts
 
@@ -152,11 +151,8 @@ def snooze(turn: Turn, command: Snooze) -> None:
             actor=turn.actor,
             clock=turn.clock,
         )
-    message = notify_blocks.alert_message(turn.settings, alert)
-    message["blocks"].insert(
-        0, kit.context(f"{kit.mention(turn.actor.name)} snoozed this alert for {command.duration}")
-    )
-    turn.reply(message, public=True)
+    # Plain, without buttons: the alert's own message is redrawn in place (alert_update).
+    turn.reply(blocks.snoozed_notice(turn.actor, alert, command.duration), public=True)
 
 
 def promote(turn: Turn, command: Promote) -> None:
@@ -192,34 +188,51 @@ def promote(turn: Turn, command: Promote) -> None:
 
 
 def confirm_rollback(turn: Turn, command: Rollback) -> None:
-    """A rollback is destructive: show what would happen and ask to confirm (DESIGN §10)."""
+    """A rollback is destructive: show what would happen and ask to confirm (DESIGN §10).
+
+    Core plans it first (role, channel, target, something runs), so a refusal comes now, not
+    after the click; the button carries the plan's active deployment, and the click refuses
+    when that changed meanwhile.
+    """
     turn.audit_target = f"model:{command.model}/env:{command.environment}"
     with turn.session() as session:
-        env = environments.get(session, command.environment).name
-        cell = next(
-            (
-                r
-                for r in rollouts_queries.status(session, model=command.model)
-                if r.environment == env
-            ),
-            None,
+        plan = rollouts.plan_rollback(
+            session,
+            settings=turn.settings,
+            model=command.model,
+            environment=command.environment,
+            actor=turn.actor,
+            to_version=command.to_version,
+            slack_channel=turn.channel_id,
         )
-        target = command.to_version
-        if target is None and cell is not None and cell.deployment_id is not None:
-            previous = policy.previous_good(
-                session, rollouts_queries.get(session, cell.deployment_id)
-            )
-            if previous is not None:
-                target = rollouts_queries.to_public(session, [previous])[0].version
     request = {
-        "m": command.model,
-        "e": env,
-        "v": command.to_version,
+        "m": plan.model,
+        "e": plan.environment,
+        "v": plan.to_version,
+        "c": plan.current_deployment_id,
         "r": command.reason,
         "k": turn.trigger_id,
     }
-    current = cell.version if cell is not None else None
-    turn.reply(blocks.rollback_confirmation(command.model, env, current, target, request))
+    message = blocks.rollback_confirmation(
+        plan.model, plan.environment, plan.from_version, plan.to_version, request
+    )
+    if plan.approvals_required:
+        message["blocks"].insert(
+            1,
+            kit.context(
+                f":raised_hand: {plan.to_version} is not the previous good version, so this "
+                f"rollback needs {plan.approvals_required} approval(s) before it runs."
+            ),
+        )
+    if plan.supersedes is not None:
+        message["blocks"].insert(
+            1,
+            kit.context(
+                f":warning: It supersedes request #{plan.supersedes}, which awaits approval "
+                "(that request is rejected)."
+            ),
+        )
+    turn.reply(message)
 
 
 def _known_env(session: Session, name: str | None) -> str | None:

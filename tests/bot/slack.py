@@ -36,11 +36,19 @@ def signed_headers(
     }
 
 
-def command_body(text: str, *, user: str, channel: str, response_url: str, trigger_id: str) -> str:
+def command_body(
+    text: str,
+    *,
+    user: str,
+    channel: str,
+    response_url: str,
+    trigger_id: str,
+    team: str = TEAM,
+) -> str:
     return urlencode(
         {
             "token": "legacy-verification-token",
-            "team_id": TEAM,
+            "team_id": team,
             "team_domain": "modeldeck",
             "channel_id": channel,
             "channel_name": channel.lower(),
@@ -66,10 +74,14 @@ def action_body(
     response_url: str,
     trigger_id: str,
     ephemeral: bool = False,
+    team: str = TEAM,
+    url: str | None = None,
 ) -> str:
+    """A click by `user` of workspace `team` (a Slack Connect guest: another team than the
+    bot's, in the bot's workspace `TEAM`)."""
     payload: dict[str, Any] = {
         "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
         "api_app_id": "A0MODELDECK",
         "token": "legacy-verification-token",
         "container": {
@@ -94,6 +106,8 @@ def action_body(
             }
         ],
     }
+    if url is not None:  # a link button
+        payload["actions"][0]["url"] = url
     return urlencode({"payload": json.dumps(payload)})
 
 
@@ -106,6 +120,7 @@ class Sent:
     elapsed: float
     key: str
     fake: FakeSlack
+    trigger_id: str = ""  # the audit event's request_id
 
     def replies(self) -> list[SlackCall]:
         return self.fake.responses(self.key)
@@ -142,27 +157,47 @@ class SlackWorkspace:
     def close(self) -> None:
         self.http.close()
 
-    def post(self, body: str, *, headers: dict[str, str] | None = None, key: str = "") -> Sent:
+    def post(
+        self,
+        body: str,
+        *,
+        headers: dict[str, str] | None = None,
+        key: str = "",
+        trigger_id: str = "",
+    ) -> Sent:
         start = time.perf_counter()
         response = self.http.post(
             self.url, content=body, headers=headers or signed_headers(body, secret=self.secret)
         )
         return Sent(
-            response.status_code, response.text, time.perf_counter() - start, key, self.fake
+            response.status_code,
+            response.text,
+            time.perf_counter() - start,
+            key,
+            self.fake,
+            trigger_id,
         )
 
     def command(
-        self, text: str, *, user: str, channel: str = "C0OPS", trigger_id: str | None = None
+        self,
+        text: str,
+        *,
+        user: str,
+        channel: str = "C0OPS",
+        trigger_id: str | None = None,
+        team: str = TEAM,
     ) -> Sent:
         key = f"cmd-{uuid.uuid4().hex[:10]}"
+        trigger = trigger_id or f"trig.{uuid.uuid4().hex}"
         body = command_body(
             text,
             user=user,
             channel=channel,
             response_url=self.fake.response_url(key),
-            trigger_id=trigger_id or f"trig.{uuid.uuid4().hex}",
+            trigger_id=trigger,
+            team=team,
         )
-        return self.post(body, key=key)
+        return self.post(body, key=key, trigger_id=trigger)
 
     def click(
         self,
@@ -173,8 +208,11 @@ class SlackWorkspace:
         channel: str,
         message_ts: str,
         ephemeral: bool = False,
+        team: str = TEAM,
+        url: str | None = None,
     ) -> Sent:
         key = f"act-{uuid.uuid4().hex[:10]}"
+        trigger = f"trig.{uuid.uuid4().hex}"
         body = action_body(
             action_id,
             value,
@@ -182,10 +220,12 @@ class SlackWorkspace:
             channel=channel,
             message_ts=message_ts,
             response_url=self.fake.response_url(key),
-            trigger_id=f"trig.{uuid.uuid4().hex}",
+            trigger_id=trigger,
             ephemeral=ephemeral,
+            team=team,
+            url=url,
         )
-        return self.post(body, key=key)
+        return self.post(body, key=key, trigger_id=trigger)
 
 
 def button(message: dict[str, Any] | list[Any] | None, action_id: str) -> dict[str, Any]:

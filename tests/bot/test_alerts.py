@@ -12,6 +12,7 @@ from modeldeck.core.notify.actions import ActionId
 from modeldeck.core.notify.models import OutboxMessage, OutboxStatus
 from modeldeck.core.rollouts.models import Deployment, DeploymentKind, DeploymentState
 from tests.bot.conftest import ALERTS, DEPLOYER, RANDOM, VIEWER, Bot, drain, fire_alert
+from tests.bot.slack import has_button
 from tests.bot.test_approvals import click, posted, text_of
 from tests.utils.servers import wait_until
 
@@ -93,7 +94,7 @@ def test_roll_back_button_rechecks_role_channel_and_state(bot: Bot) -> None:
     assert bot.snapshot() == before
 
     done = click(bot, message, ActionId.rollback, DEPLOYER)
-    assert done.reply().args["response_type"] == "in_channel"
+    assert done.reply().args["response_type"] == "ephemeral"  # the channel sees the alert
     assert "Roll back fraud-detector in production to 1.0.0" in done.text()
     [rollback] = rollbacks(bot)
     assert rollback.state == DeploymentState.active
@@ -135,10 +136,11 @@ def test_a_resolved_alert_updates_its_message_and_its_buttons_go_stale(bot: Bot)
 
 
 def alert_posts(bot: Bot, alert_id: int) -> list[object]:
+    """Posts of the alert itself (its footer), not messages quoting it (a rollback reason)."""
     return [
         c
         for c in bot.fake.calls_to("chat.postMessage", ok_only=True)
-        if f"alert #{alert_id}" in str(c.args.get("blocks"))
+        if f"alert #{alert_id} · " in str(c.args.get("blocks"))
     ]
 
 
@@ -185,3 +187,66 @@ def test_rate_limited_when_an_alert_is_due_honours_retry_after_and_delivers_once
     drain(bot, clock)
     assert len(alert_posts(bot, alert_id)) == 1
     assert outbox_of(bot, alert_id).status == OutboxStatus.sent
+
+
+def test_roll_back_redraws_the_alert_in_place(bot: Bot) -> None:
+    """No second message and no live Roll back button: the alert itself says who rolled
+    back, right after the click and again when the outbox delivers the alert_update."""
+    alert_id = fire_alert(bot)
+    drain(bot)
+    message = posted(bot, ALERTS, f"alert #{alert_id}")
+    done = click(bot, message, ActionId.rollback, DEPLOYER)
+    done.reply()
+    [rollback] = rollbacks(bot)
+    wait_until(lambda: bot.fake.message(ALERTS, message.ts).updates >= 1, what="redrawn")
+    redrawn = bot.fake.message(ALERTS, message.ts)
+    text = text_of(redrawn)
+    assert f"rollback #{rollback.id} to `1.0.0` by <@U0CAROL>" in text
+    assert not has_button(redrawn.blocks, ActionId.rollback)
+    assert has_button(redrawn.blocks, ActionId.snooze_1h)  # still firing: it can be snoozed
+    updates = redrawn.updates
+    drain(bot)  # the durable path: an alert_update edits the same message
+    again = bot.fake.message(ALERTS, message.ts)
+    assert again.updates == updates + 1
+    assert f"rollback #{rollback.id}" in text_of(again)
+    assert len(alert_posts(bot, alert_id)) == 1  # never posted twice
+
+
+def test_snooze_by_command_redraws_the_alert_and_answers_plainly(bot: Bot) -> None:
+    alert_id = fire_alert(bot)
+    drain(bot)
+    message = posted(bot, ALERTS, f"alert #{alert_id}")
+    sent = bot.slack.command(f"snooze {alert_id} 2h", user=DEPLOYER, channel=RANDOM)
+    reply = sent.reply()
+    assert reply.args["response_type"] == "in_channel"
+    assert f"<@U0CAROL> snoozed alert *#{alert_id}*" in sent.text()
+    assert not any(
+        b["type"] == "actions" for b in reply.args.get("blocks") or []
+    )  # no live buttons in the answer
+    drain(bot)
+    redrawn = bot.fake.message(ALERTS, message.ts)
+    assert redrawn.updates == 1
+    text = text_of(redrawn)
+    assert ":zzz: snoozed until" in text and "by <@U0CAROL>" in text
+    assert not has_button(redrawn.blocks, ActionId.snooze_1h)
+    assert len(alert_posts(bot, alert_id)) == 1
+
+
+def test_open_dashboard_clicks_are_audited(bot: Bot) -> None:
+    alert_id = fire_alert(bot)
+    drain(bot)
+    message = posted(bot, ALERTS, f"alert #{alert_id}")
+    url = f"https://dash.example.org/alerts?alert={alert_id}"
+    sent = bot.slack.click(
+        ActionId.open_dashboard, "", user=VIEWER, channel=ALERTS, message_ts=message.ts, url=url
+    )
+    assert sent.status == 200
+    [event] = wait_until(
+        lambda: [e for e in bot.audit("slack.action") if e.request_id == sent.trigger_id],
+        what="the click in the audit log",
+    )
+    assert event.actor == "slack:U0DAVE" and event.via == "slack"
+    assert event.after is not None
+    assert event.after["action_id"] == ActionId.open_dashboard
+    assert event.after["url"] == url and event.after["outcome"] == "ok"
+    assert sent.replies() == []  # nothing to answer: the browser opened the page

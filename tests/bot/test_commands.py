@@ -22,6 +22,7 @@ from tests.bot.conftest import (
     RANDOM,
     VIEWER,
     Bot,
+    deploy,
     fire_alert,
 )
 from tests.bot.slack import Sent, button
@@ -37,12 +38,11 @@ def refused(bot: Bot, sent: Sent, before: dict[str, Any], *phrases: str) -> str:
     for phrase in phrases:
         assert phrase in text, f"{phrase!r} not in {text[:600]}"
     assert bot.snapshot() == before
-    event = wait_until(
-        lambda: [
-            e for e in bot.audit("slack.command") if e.after and e.after.get("outcome") == "refused"
-        ],
-        what="the refused command in the audit log",
-    )[-1]
+    [event] = wait_until(
+        lambda: [e for e in bot.audit("slack.command") if e.request_id == sent.trigger_id],
+        what="this command in the audit log",
+    )
+    assert event.after is not None and event.after["outcome"] == "refused"
     assert event.actor.startswith("slack:U0") and event.via == "slack"
     return text
 
@@ -316,16 +316,17 @@ def test_rollback_asks_for_confirmation_then_rolls_back(bot: Bot) -> None:
 
 def test_rollback_cancel_and_viewer_confirmation_change_nothing(bot: Bot) -> None:
     before = bot.snapshot()
-    ask = bot.slack.command("rollback fraud-detector in prod", user=VIEWER).reply()
+    ask = bot.slack.command("rollback fraud-detector in prod", user=DEPLOYER).reply()
     cancel = bot.slack.click(
         ActionId.cancel,
         "cancel",
-        user=VIEWER,
+        user=DEPLOYER,
         channel=OPS,
         message_ts="1700000000.000002",
         ephemeral=True,
     )
     assert "Cancelled; nothing changed." in cancel.text()
+    # A viewer who gets hold of the button is refused when clicking it.
     confirm = button(ask.args, ActionId.confirm_rollback)
     click = bot.slack.click(
         ActionId.confirm_rollback,
@@ -338,6 +339,73 @@ def test_rollback_cancel_and_viewer_confirmation_change_nothing(bot: Bot) -> Non
     assert "roll back models needs the deployer role" in click.text()
     assert click.reply().args["response_type"] == "ephemeral"
     assert bot.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "user", "phrases"),
+    [
+        ("rollback fraud-detector in prod", VIEWER, ["roll back models needs the deployer role"]),
+        ("rollback fraud-detector in prod to 9.9.9", DEPLOYER, ["has no version '9.9.9'"]),
+        ("rollback fraud-detector in prod to 1.3.0", DEPLOYER, ["1.3.0 never ran in production"]),
+        ("rollback churn-model in prod", DEPLOYER, ["nothing is active for churn-model"]),
+    ],
+)
+def test_a_rollback_that_cannot_happen_is_refused_before_any_confirmation(
+    bot: Bot, text: str, user: str, phrases: list[str]
+) -> None:
+    before = bot.snapshot()
+    sent = bot.slack.command(text, user=user)
+    answer = refused(bot, sent, before, *phrases)
+    assert "Roll back" not in answer  # no confirmation dialog
+    assert ActionId.confirm_rollback.value not in answer
+
+
+def test_a_rollback_from_an_unbound_channel_is_refused_before_any_confirmation(bot: Bot) -> None:
+    before = bot.snapshot()
+    sent = bot.slack.command("rollback fraud-detector in prod", user=DEPLOYER, channel=RANDOM)
+    refused(bot, sent, before, "production can only be changed from its bound Slack channels")
+
+
+def test_a_stale_rollback_confirmation_changes_nothing(bot: Bot) -> None:
+    ask = bot.slack.command("rollback fraud-detector in staging", user=DEPLOYER)
+    assert "from `1.2.0` to `1.1.0`?" in ask.text()
+    confirm = button(ask.reply().args, ActionId.confirm_rollback)
+    # Meanwhile someone else rolls staging back: 1.1.0 runs now. The old button must not
+    # roll back again from whatever runs now (to 1.0.0).
+    other = bot.slack.command("rollback fraud-detector in staging", user=ADMIN).reply()
+    done = bot.slack.click(
+        ActionId.confirm_rollback,
+        button(other.args, ActionId.confirm_rollback)["value"],
+        user=ADMIN,
+        channel=OPS,
+        message_ts="1700000000.000003",
+        ephemeral=True,
+    )
+    assert "Roll back fraud-detector in staging to 1.1.0" in done.text(2)
+    before = bot.snapshot()
+    click = bot.slack.click(
+        ActionId.confirm_rollback,
+        confirm["value"],
+        user=DEPLOYER,
+        channel=OPS,
+        message_ts="1700000000.000004",
+        ephemeral=True,
+    )
+    text = click.text()
+    assert "changed since you asked" in text and "nothing changed" in text
+    assert click.reply().args["response_type"] == "ephemeral"
+    assert bot.snapshot() == before
+
+
+def test_a_rollback_past_the_previous_good_version_says_it_needs_approval(bot: Bot) -> None:
+    with bot.session() as session:
+        deploy(session, bot.settings, "fraud-detector", "1.2.0", "production")
+    sent = bot.slack.command("rollback fraud-detector in prod to 1.0.0", user=DEPLOYER)
+    text = sent.text()
+    assert "from `1.2.0` to `1.0.0`?" in text
+    assert "1.0.0 is not the previous good version, so this rollback needs 1 approval(s)" in text
+    emergency = bot.slack.command("rollback fraud-detector in prod", user=DEPLOYER).text()
+    assert "from `1.2.0` to `1.1.0`?" in emergency and "approval" not in emergency
 
 
 def test_snooze_by_command(bot: Bot) -> None:
@@ -356,7 +424,8 @@ def test_snooze_by_command(bot: Bot) -> None:
         "longer than the 30-day maximum",
     )
     sent = bot.slack.command(f"snooze #{alert_id} for 2 hours", user=DEPLOYER)
-    assert "<@U0CAROL> snoozed this alert for 2h" in sent.text()
+    assert f"<@U0CAROL> snoozed alert *#{alert_id}* drift on fraud-detector" in sent.text()
+    assert "for 2h, until <!date^" in sent.text()
     with bot.session() as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None and alert.status == AlertStatus.snoozed

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from modeldeck.bot.app import create_app
+from modeldeck.bot.replay import ReplayCache
 from modeldeck.bot.server import mount
 from modeldeck.core.api.app import create_app as create_api
 from modeldeck.core.config import Settings
@@ -17,7 +18,7 @@ from modeldeck.core.errors import BackendUnavailable, ConfigError
 from tests.bot.conftest import ADMIN, VIEWER, Bot, seed_world
 from tests.bot.slack import SlackWorkspace, command_body, signed_headers
 from tests.utils.fake_slack import FakeSlack
-from tests.utils.servers import serve_asgi
+from tests.utils.servers import serve_asgi, wait_until
 
 
 def test_a_signed_command_is_acked_at_once_and_answered_after(bot: Bot) -> None:
@@ -115,3 +116,40 @@ def test_a_wrong_token_or_unreachable_slack_stops_the_start_with_a_clear_error(
     fake_slack.go_down("refuse")
     with pytest.raises(BackendUnavailable, match="cannot reach the Slack Web API"):
         create_app(settings, sqlite_engine, http=True)
+
+
+def test_a_signed_request_sent_twice_is_refused_the_second_time(bot: Bot) -> None:
+    """A captured request replayed within bolt's 5-minute window: 401, never answered."""
+    body = _body(bot, "twice", text="status fraud-detector")
+    headers = signed_headers(body)
+    first = bot.slack.post(body, headers=headers, key="twice")
+    assert first.status == 200
+    assert "1.1.0" in first.text()
+    again = bot.slack.post(body, headers=dict(headers), key="twice")
+    assert again.status == 401
+    assert "invalid request" in again.body
+    # A new signature of the same body (what Slack sends for a new request) is accepted.
+    fresh = bot.slack.post(body, headers=signed_headers(body, timestamp=int(time.time()) + 1))
+    assert fresh.status == 200
+    wait_until(lambda: len(bot.fake.responses("twice")) >= 2, what="the new request's reply")
+
+    def audited() -> list[object]:
+        return [e for e in bot.audit("slack.command") if e.request_id == "trig.twice"]
+
+    wait_until(lambda: len(audited()) >= 2, what="both commands in the audit log")
+    assert len(audited()) == 2  # the first and the new one; the replay never ran
+    assert len(bot.fake.responses("twice")) == 2
+
+
+def test_the_replay_cache_forgets_what_bolt_would_refuse_anyway() -> None:
+    now = [1_000_000.0]
+    cache = ReplayCache(window=300, now=lambda: now[0])
+    assert cache.first_time("1000000", "v0=a")
+    assert not cache.first_time("1000000", "v0=a")
+    assert cache.first_time("1000000", "v0=b")
+    for i in range(100):
+        cache.first_time(str(1_000_001 + i), f"v0={i}")
+    now[0] += 401  # every timestamp above is now refused by bolt's own check
+    assert cache.first_time(str(int(now[0])), "v0=new")
+    assert len(cache) == 1
+    assert not cache.first_time("not-a-number", "v0=x")

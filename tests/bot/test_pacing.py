@@ -1,51 +1,34 @@
-"""Acks first: lazy work holds back while a burst of requests is still arriving."""
+"""Acks first: lazy work runs on a bounded pool of threads (it used to start eight, each
+sleeping while requests kept arriving)."""
 
 from __future__ import annotations
 
-from modeldeck.bot.pacing import AckFirst
+import threading
+
+from modeldeck.bot.pacing import LAZY_WORKERS
+from tests.bot.conftest import VIEWER, Bot
+from tests.bot.slack import Sent
+from tests.utils.servers import wait_until
 
 
-class FakeTime:
-    """A monotonic clock that only moves when the code under test sleeps."""
+def test_lazy_work_runs_on_a_bounded_pool(bot: Bot) -> None:
+    """A burst of commands never starts more than LAZY_WORKERS lazy threads; all are answered."""
+    before = {t.ident for t in threading.enumerate() if t.name.startswith("modeldeck-bot")}
+    answers: list[Sent] = []
 
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
+    def ask() -> None:
+        answers.append(bot.slack.command("status fraud-detector", user=VIEWER))
 
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def pacing(time: FakeTime) -> AckFirst:
-    return AckFirst(quiet=0.02, max_hold=1.0, monotonic=time.monotonic, sleep=time.sleep)
-
-
-def test_no_requests_no_wait() -> None:
-    time = FakeTime()
-    assert pacing(time).hold_while_busy() == 0
-    assert time.slept == []
-
-
-def test_waits_for_the_burst_to_end() -> None:
-    time = FakeTime()
-    gate = pacing(time)
-    gate.request_arrived()
-    time.now += 0.005
-    assert round(gate.hold_while_busy(), 3) == 0.015  # until 20 ms after the last request
-
-
-def test_a_steady_stream_never_starves_the_replies() -> None:
-    time = FakeTime()
-    gate = pacing(time)
-
-    def sleep_while_requests_keep_coming(seconds: float) -> None:
-        time.sleep(seconds)
-        gate.request_arrived()
-
-    gate.sleep = sleep_while_requests_keep_coming
-    gate.request_arrived()
-    assert round(gate.hold_while_busy(), 3) == 1.0
+    burst = [threading.Thread(target=ask) for _ in range(3 * LAZY_WORKERS)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join()
+    wait_until(lambda: len(bot.fake.responses()) >= len(burst), timeout=20, what="every reply")
+    started = {
+        t.ident
+        for t in threading.enumerate()
+        if t.name.startswith("modeldeck-bot") and t.ident not in before
+    }
+    assert 1 <= len(started) <= LAZY_WORKERS
+    assert [a.status for a in answers] == [200] * len(burst)
