@@ -19,7 +19,8 @@ from sqlmodel import Session, col, select
 from modeldeck.core.alerts.models import OPEN, Alert, AlertStatus, Severity
 from modeldeck.core.clock import as_utc
 from modeldeck.core.config import Settings
-from modeldeck.core.environments.models import Environment
+from modeldeck.core.environments import service as environments_service
+from modeldeck.core.environments.models import Environment, EnvironmentPublic
 from modeldeck.core.hardware import queries as hardware
 from modeldeck.core.hardware.alerting import RULES as GPU_RULES
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
@@ -81,6 +82,29 @@ def counts(session: Session) -> FleetCounts:
         environments=int(envs),
         deployments=count(Deployment),
     )
+
+
+def environments_in_order(session: Session) -> list[EnvironmentPublic]:
+    """Active environments in promotion order: each after the one it requires (by name where
+    the order does not say), so staging comes before production in every grid and picker."""
+    found = environments_service.list_environments(session).data
+    names = {e.name for e in found}
+    placed: set[str] = set()
+    order: list[EnvironmentPublic] = []
+    pending = list(found)
+    while pending:
+        ready = [
+            e
+            for e in pending
+            if e.requires_previous is None
+            or e.requires_previous in placed
+            or e.requires_previous not in names  # requires an inactive environment
+        ]
+        ready = ready or pending[:1]  # config validation forbids cycles; never loop forever
+        order += ready
+        placed |= {e.name for e in ready}
+        pending = [e for e in pending if e.name not in placed]
+    return order
 
 
 def latest_checks(

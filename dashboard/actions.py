@@ -14,11 +14,12 @@ from typing import Any
 
 import streamlit as st
 
+from modeldeck.core.auth import service as people
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.errors import ModeldeckError
 from modeldeck.core.rollouts import service as rollouts
-from modeldeck.core.rollouts.models import DeploymentPublic, DeploymentState
-from modeldeck.dashboard import auth, state
+from modeldeck.core.rollouts.models import DeploymentPublic, DeploymentState, RollbackPlan
+from modeldeck.dashboard import auth, loaders, safe, state
 
 CONFIRM = "_confirm_action"
 FLASH = "_flash"
@@ -33,18 +34,22 @@ def flash() -> None:
 
 
 def _done(kind: str, text: str) -> None:
-    st.session_state[FLASH] = (kind, text)
+    st.session_state[FLASH] = (kind, safe.redact(text))
     st.session_state.pop(CONFIRM, None)
-    state.clear_caches()
+    loaders.clear()
 
 
 def run(what: str, call: Callable[..., DeploymentPublic], **kwargs: Any) -> None:
-    """Call the service with a fresh session; report the result or the refusal."""
+    """Call the service with a fresh session; report the result, the refusal, or (for a
+    failure nobody planned for) a generic message whose details go to the log."""
     try:
         with state.session() as session:
             result = call(session, settings=state.settings(), **kwargs)
     except ModeldeckError as exc:
         _done("error", f"{what} refused: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - a database or backend fault: no traceback shown
+        _done("error", safe.unexpected(what, exc))
         return
     note = f" — {result.message}" if result.message else ""
     _done("ok", f"{what}: deployment #{result.id} is {result.state}{note}")
@@ -120,7 +125,11 @@ def promote_form(
 
 
 def rollback_form(
-    actor: Actor, model: str, running: dict[str, str | None], history: list[DeploymentPublic]
+    actor: Actor,
+    model: str,
+    versions: list[str],
+    running: dict[str, str | None],
+    history: list[DeploymentPublic],
 ) -> None:
     live = [env for env, version in running.items() if version]
     if not live:
@@ -131,13 +140,13 @@ def rollback_form(
         st.markdown("**Roll back** an environment to an earlier version")
         c1, c2 = st.columns(2)
         env = c1.selectbox("Environment", live, key="rollback_env")
-        ran = sorted(
-            {
-                d.version
-                for d in history
-                if d.environment == env and d.activated_at and d.version != running.get(env)
-            }
-        )
+        done = {
+            d.version
+            for d in history
+            if d.environment == env and d.activated_at and d.version != running.get(env)
+        }
+        # Newest registration first ("1.10.0" after "1.9.0"; never sorted as text).
+        ran = [v for v in reversed(versions) if v in done]
         target = c2.selectbox(
             "To version", ["previous good version", *ran], key=f"rollback_to_{env}"
         )
@@ -145,16 +154,45 @@ def rollback_form(
         asked = st.button("Roll back…", type="primary", key="rollback_ask")
     if asked and env:
         to_version = None if target == "previous good version" else target
+        try:  # the service checks it now, as it will on confirm; nothing changes yet
+            with state.session() as session:
+                plan = rollouts.plan_rollback(
+                    session,
+                    settings=state.settings(),
+                    model=model,
+                    environment=env,
+                    actor=actor,
+                    to_version=to_version,
+                )
+        except ModeldeckError as exc:
+            _done("error", f"Rollback refused: {exc}")
+            st.rerun()
+            return
         _ask(
             "rollback",
-            f"Roll back **{model}** in **{env}** from {running.get(env)} to "
-            f"**{to_version or 'the previous good version'}**. Rollbacks skip approvals.",
+            f"Roll back **{model}** in **{env}** from {plan.from_version} to "
+            f"**{plan.to_version}**. {_rollback_policy(plan)}",
             model=model,
             environment=env,
-            to_version=to_version,
+            to_version=plan.to_version,
             reason=reason,
+            # refused (nothing changes) if someone else moved this environment meanwhile
+            expected_current_id=plan.current_deployment_id,
         )
         st.rerun()
+
+
+def _rollback_policy(plan: RollbackPlan) -> str:
+    if not plan.approvals_required:
+        text = "An emergency rollback to the previous good version needs no approval."
+    else:
+        text = (
+            f"Going back past the previous good version needs {plan.approvals_required} "
+            "approval(s) from someone other than you."
+        )
+    if plan.supersedes:
+        text += f" It supersedes request #{plan.supersedes}, which awaits approval."
+    return text
 
 
 def approvals(actor: Actor, waiting: list[DeploymentPublic]) -> None:
@@ -169,7 +207,8 @@ def approvals(actor: Actor, waiting: list[DeploymentPublic]) -> None:
         )
         if d.reason:
             box.caption(f"Reason: {d.reason}")
-        own = d.requested_by == actor.name
+        # the same person through another interface counts as the requester (roles.people)
+        own = people.same_person(state.settings().roles, d.requested_by, actor.name)
         cols = box.columns(3)
         if auth.can(actor, Role.approver) and not own:
             if cols[0].button("Approve", key=f"approve_{d.id}", type="primary"):
@@ -226,4 +265,4 @@ def panel(
     with left:
         promote_form(actor, model, versions, envs, running, required)
     with right:
-        rollback_form(actor, model, running, history)
+        rollback_form(actor, model, versions, running, history)

@@ -1,7 +1,8 @@
 """modeldeck dashboard: navigation and the shared sidebar. Start it with `modeldeck dashboard`.
 
 Each page is one file under views/ (run by st.navigation as a script); this file runs first on
-every rerun and draws what all pages share: who you are, the time range, a refresh button.
+every rerun and draws what all pages share: who you are, the time range (also in the URL), a
+refresh button.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from modeldeck.dashboard import auth, state
+from modeldeck.dashboard import auth, loaders, state
 
 VIEWS = Path(__file__).parent / "views"
 # (file, title, icon, url path): url paths are what Slack messages link to (notify/kit.py).
@@ -47,8 +48,12 @@ def sidebar() -> None:
     actor = auth.current_actor(settings)
     st.sidebar.markdown("### :material/satellite_alt: modeldeck")
     state.range_selector()
-    if st.sidebar.button("Refresh data", icon=":material/refresh:", key="refresh", width="stretch"):
-        state.clear_caches()
+    # Refreshing empties the loaders' shared cache, so every viewer's next page reads the
+    # database again: with sign-in configured, only signed-in people with a role may.
+    if auth.may_load(actor) and st.sidebar.button(
+        "Refresh data", icon=":material/refresh:", key="refresh", width="stretch"
+    ):
+        loaders.clear()
     st.sidebar.caption(f"Data is at most {state.CACHE_TTL} s old · times in UTC")
     auth.sidebar(actor)
 

@@ -71,7 +71,7 @@ def colour(colours: dict[str, str], version: str) -> str:
     return colours.get(version, PALETTE[zlib.crc32(version.encode()) % len(PALETTE)])
 
 
-def _layout(
+def layout(
     fig: go.Figure,
     *,
     title: str | None = None,
@@ -211,69 +211,6 @@ def deployment_markers(
         fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1.05], "visible": False})
 
 
-def timeline(
-    spans: Sequence[DeploymentSpan],
-    colours: dict[str, str],
-    *,
-    now: datetime,
-    start: datetime,
-    end: datetime,
-) -> go.Figure:
-    """Which version ran in which environment when: one bar per deployment that went live."""
-    fig = go.Figure()
-    shown: set[str] = set()
-    for s in spans:
-        if s.activated_at is None:
-            continue
-        until = s.finished_at or now
-        fig.add_trace(
-            go.Bar(
-                base=[s.activated_at],
-                x=[(until - s.activated_at).total_seconds() * 1000],
-                y=[s.environment],
-                orientation="h",
-                name=s.version,
-                marker_color=colour(colours, s.version),
-                legendgroup=s.version,
-                showlegend=s.version not in shown,
-                text=[s.version],
-                textposition="inside",
-                insidetextanchor="middle",
-                hovertemplate=(
-                    f"<b>{s.version}</b> in {s.environment}<br>{s.kind} #{s.deployment_id}"
-                    f" by {s.requested_by}<br>live %{{base|%Y-%m-%d %H:%M}} → "
-                    f"{'now' if s.finished_at is None else f'{until:%Y-%m-%d %H:%M}'}"
-                    f"<br>state {s.state}<extra></extra>"
-                ),
-            )
-        )
-        shown.add(s.version)
-    bad = [s for s in spans if str(s.state) in STATE_SYMBOLS]
-    if bad:
-        fig.add_trace(
-            go.Scatter(
-                x=[s.finished_at or s.started_at for s in bad],
-                y=[s.environment for s in bad],
-                mode="markers",
-                name="failed / rejected / rolled back",
-                marker={
-                    "symbol": [STATE_SYMBOLS[str(s.state)] for s in bad],
-                    "size": 13,
-                    "color": STATUS_COLOURS["fail"],
-                    "line": {"width": 1, "color": "white"},
-                },
-                text=[
-                    f"{s.version} {s.state} (#{s.deployment_id} by {s.requested_by})" for s in bad
-                ],
-                hovertemplate="%{text}<extra></extra>",
-            )
-        )
-    fig.update_xaxes(type="date")
-    fig.update_layout(barmode="overlay", bargap=0.35)
-    envs = {s.environment for s in spans}
-    return _layout(fig, height=110 + 45 * len(envs), start=start, end=end)
-
-
 def metric_lines(
     df: pd.DataFrame,
     colours: dict[str, str],
@@ -322,7 +259,7 @@ def metric_lines(
     ]
     add_shapes(fig, [shape for shape, _ in lines], [note for _, note in lines])
     deployment_markers(fig, spans, colours, start=start)
-    return _layout(fig, title=title, y_title=y_title, start=start, end=end)
+    return layout(fig, title=title, y_title=y_title, start=start, end=end)
 
 
 def heatmap(
@@ -359,7 +296,7 @@ def heatmap(
         )
     )
     rows = max(len(pivot.index), 1)
-    return _layout(
+    return layout(
         fig, title=title, height=height or min(130 + 26 * rows, 700), start=start, end=end
     )
 
@@ -380,7 +317,7 @@ def status_bars(df: pd.DataFrame, *, title: str, start: datetime, end: datetime)
             )
         )
     fig.update_layout(barmode="stack", bargap=0.05)
-    return _layout(fig, title=title, y_title="checks", height=220, start=start, end=end)
+    return layout(fig, title=title, y_title="checks", height=220, start=start, end=end)
 
 
 def lines(
@@ -426,7 +363,7 @@ def lines(
     deployment_markers(fig, spans, version_colours or colours, start=start)
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
-    return _layout(fig, title=title, y_title=y_title, start=start, end=end)
+    return layout(fig, title=title, y_title=y_title, start=start, end=end)
 
 
 def grouped_bars(
@@ -452,48 +389,4 @@ def grouped_bars(
             )
         )
     fig.update_layout(barmode="group")
-    return _layout(fig, title=title, y_title=y_title, height=280)
-
-
-# Table cells: the same status colours as the charts, as soft backgrounds with dark text, so a
-# table reads at a glance without relying on emoji fonts (absent on many servers and kiosks).
-CELL_STYLES = {
-    "ok": "background-color: #e8f5e9; color: #1b5e20",
-    "warn": "background-color: #fff3cd; color: #7a5a00",
-    "fail": "background-color: #fde0e0; color: #a61b1b; font-weight: 600",
-    "error": "background-color: #f3e5f5; color: #6a1b9a",
-    "no_data": "background-color: #f2f2f2; color: #616161",
-    "stale": "background-color: #f2f2f2; color: #616161; font-style: italic",
-    "muted": "color: #9e9e9e",
-}
-STATE_STYLES = {
-    "active": "ok",
-    "superseded": "muted",
-    "rolled_back": "warn",
-    "failed": "fail",
-    "rejected": "fail",
-    "awaiting_approval": "warn",
-    "pending": "warn",
-    "rolling_out": "warn",
-    "firing": "fail",
-    "snoozed": "warn",
-    "resolved": "muted",
-    "critical": "fail",
-    "warning": "warn",
-    "info": "no_data",
-}
-
-
-def styled(df: pd.DataFrame, styles: pd.DataFrame) -> Any:
-    """`df` with each cell styled by the CELL_STYLES key at the same place in `styles`."""
-    css = styles.reindex(index=df.index, columns=df.columns).map(
-        lambda key: CELL_STYLES.get(key, "") if isinstance(key, str) else ""
-    )
-    return df.style.apply(lambda _: css, axis=None)
-
-
-def style_column(df: pd.DataFrame, column: str, key_of: Any) -> Any:
-    """Style one column by `key_of(value)` (a CELL_STYLES key or None)."""
-    styles = pd.DataFrame(index=df.index, columns=df.columns, dtype=object)
-    styles[column] = df[column].map(key_of)
-    return styled(df, styles)
+    return layout(fig, title=title, y_title=y_title, height=280)

@@ -1,5 +1,7 @@
 """Pieces the Decay, Data quality and Drift pages share: loading a check series with its empty
-states, the status-per-bucket chart, and the list of recent checks with report links."""
+states, the status-per-bucket chart, the list of recent checks, and the evidently report of a
+chosen check, built in-process by the core reports function (the API's /reports route needs a
+Bearer token, which a browser link cannot send)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from modeldeck.core.monitoring import reports
 from modeldeck.core.monitoring.models import CheckKind
 from modeldeck.core.monitoring.queries import Series
 from modeldeck.core.timeseries import span_text
-from modeldeck.dashboard import charts, focus, loaders, state
+from modeldeck.dashboard import auth, charts, focus, loaders, safe, state, tables
 
 KIND_WORDS = {
     CheckKind.decay: "decay (performance)",
@@ -73,8 +75,7 @@ def status_chart(series: Series) -> None:
 
 
 def recent(series: Series) -> None:
-    """The newest checks with a link to each one's evidently HTML report."""
-    settings = state.settings()
+    """The newest checks of the range (pick one below to see its report)."""
     df = pd.DataFrame.from_records(
         [
             {
@@ -83,34 +84,37 @@ def recent(series: Series) -> None:
                 "Status": str(c.status),
                 "Score": c.score,
                 "Rows": c.rows,
-                "Report": state.report_url(settings, c.id),
+                "Check": c.id,
             }
             for c in series.recent
         ]
     )
     st.dataframe(
-        charts.style_column(df, "Status", str),
+        tables.style_column(df, "Status", str),
         hide_index=True,
         key=f"recent_{series.kind}",
         column_config={
             "Window end": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "Score": st.column_config.NumberColumn(format="%.4g"),
-            "Report": st.column_config.LinkColumn(
-                "Report", display_text="open report ↗", help="evidently HTML report of this check"
-            ),
+            "Check": st.column_config.NumberColumn(format="%d", help="check result id"),
         },
     )
-    st.caption(
-        f"The {len(series.recent)} newest checks in the range. The links open the "
-        f"report from the API at {state.api_base_url(settings)} (it asks for a viewer "
-        "token); 'Show report' below builds it right here."
-    )
+    st.caption(f"The {len(series.recent)} newest checks in the range.")
 
 
 def report_viewer(series: Series) -> None:
-    """Build (or fetch) the evidently HTML report of a chosen check in-process — the same code
-    the API's /reports route runs — and show it here, with a download and the API link."""
+    """The evidently HTML report of a chosen check, built (or read from the store's cache) by
+    `reports.html` — the same function the API's /reports route runs — shown in the page and
+    offered as a download. Building one is heavy and writes a file, so with sign-in
+    configured it needs a signed-in person with a role."""
     if not series.recent:
+        return
+    actor = auth.current_actor(state.settings())
+    if not auth.may_load(actor):
+        st.caption(
+            ":material/lock: Sign in (sidebar) to open the evidently report of a check: "
+            "building one is heavy work for the server."
+        )
         return
     by_id = {c.id: c for c in series.recent}
     key = f"report_check_{series.kind}"
@@ -122,16 +126,10 @@ def report_viewer(series: Series) -> None:
             f"{by_id[i].window_end:%Y-%m-%d %H:%M} UTC · {by_id[i].version} · {by_id[i].status}"
         ),
     )
-    left, right = st.columns([1, 3])
     shown = st.session_state.get(f"{key}_shown")
-    if left.button("Show report", key=f"{key}_show", icon=":material/description:"):
+    if st.button("Show report", key=f"{key}_show", icon=":material/description:"):
         shown = chosen
         st.session_state[f"{key}_shown"] = chosen
-    right.link_button(
-        "Open in a new tab (API)",
-        state.report_url(state.settings(), chosen),
-        icon=":material/open_in_new:",
-    )
     if shown != chosen:
         return
     try:
@@ -141,7 +139,10 @@ def report_viewer(series: Series) -> None:
         ):
             html = reports.html(session, settings=state.settings(), check_id=chosen)
     except ModeldeckError as exc:
-        st.warning(f"No report for this check: {exc}")
+        st.warning(f"No report for this check: {safe.redact(str(exc))}")
+        return
+    except Exception as exc:  # noqa: BLE001 - evidently, the store: never a traceback on screen
+        st.error(safe.unexpected("Building the report", exc), icon=":material/error:")
         return
     st.download_button(
         "Download the report (HTML)",
@@ -149,12 +150,14 @@ def report_viewer(series: Series) -> None:
         file_name=f"check-{chosen}.html",
         mime="text/html",
         key=f"{key}_download",
+        icon=":material/download:",
     )
     components.html(html, height=900, scrolling=True)
 
 
 def bucket_note(series: Series) -> str:
+    """How a chart point relates to the checks: decay draws the newest check of each bucket
+    (a windowed metric already); drift and quality the worst of all of them."""
     width = span_text(series.bucket_seconds)
-    if series.bucket_seconds <= 3600:
-        return "one point per check hour"
-    return f"one point per {width}: the newest check in each {width}"
+    how = "its newest check" if series.kind == CheckKind.decay else "the worst of its checks"
+    return f"one point per {width} ({how})"

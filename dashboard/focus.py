@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from modeldeck.core.errors import ModeldeckError
 from modeldeck.core.fleet import FleetCounts
-from modeldeck.dashboard import loaders, state
+from modeldeck.dashboard import loaders, safe, state
 
 _NO_SCHEMA = ("no such table", "does not exist", "undefinedtable")
 
@@ -107,5 +107,5 @@ def model_and_environment(*, environment: bool = True) -> tuple[str, str]:
 
 def stop_on_error(exc: ModeldeckError) -> None:
     """A domain error while reading (a model deleted meanwhile …) as a warning, not a trace."""
-    st.warning(str(exc))
+    st.warning(safe.redact(str(exc)))
     st.stop()

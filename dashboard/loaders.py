@@ -1,8 +1,10 @@
 """Cached reads for the pages: thin wrappers over core queries with st.cache_data and a TTL.
 
 Every loader takes the database URL first, so two configurations (or two tests) never share
-an entry, and plain values after it (names, rounded times) so reruns hit the cache. The pages
-never open a session themselves for reading.
+an entry, and plain values after it (names, rounded times) so reruns hit the cache. A loader
+that reads the settings also takes `state.config_key(settings)` as part of its key. The pages
+never open a session themselves for reading; `clear()` empties these loaders (and nothing else
+in the process) after a change.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from modeldeck.core.alerts import queries as alert_queries
 from modeldeck.core.alerts.models import AlertStatus
 from modeldeck.core.audit import service as audit
 from modeldeck.core.audit.models import AuditEventsPublic
-from modeldeck.core.environments import service as environments_service
+from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import EnvironmentPublic
 from modeldeck.core.hardware import queries as hardware_queries
 from modeldeck.core.monitoring import queries as monitoring
@@ -36,10 +38,17 @@ def counts(url: str) -> fleet_queries.FleetCounts:
         return fleet_queries.counts(s)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
 def fleet(url: str, now: datetime) -> list[fleet_queries.FleetRow]:
+    current = state.settings()
+    return _fleet(url, state.config_key(current), now, current)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _fleet(
+    url: str, config: str, now: datetime, _settings: Settings
+) -> list[fleet_queries.FleetRow]:
     with state.session() as s:
-        return fleet_queries.overview(s, settings=state.settings(), now=now)
+        return fleet_queries.overview(s, settings=_settings, now=now)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -52,21 +61,7 @@ def models(url: str) -> list[ModelPublic]:
 def environments(url: str) -> list[EnvironmentPublic]:
     """Active environments in promotion order (an environment after the one it requires)."""
     with state.session() as s:
-        found = environments_service.list_environments(s).data
-    order: list[EnvironmentPublic] = []
-    pending = list(found)
-    while pending:
-        ready = [
-            e
-            for e in pending
-            if e.requires_previous is None
-            or e.requires_previous in {o.name for o in order}
-            or e.requires_previous not in {p.name for p in found}
-        ]
-        ready = ready or pending[:1]  # a cycle cannot happen, but never loop forever
-        order += ready
-        pending = [e for e in pending if e not in ready]
-    return order
+        return fleet_queries.environments_in_order(s)
 
 
 def environment_names(url: str) -> list[str]:
@@ -158,7 +153,6 @@ def audit_events(
         )
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
 def hardware(
     url: str,
     start: datetime,
@@ -167,13 +161,52 @@ def hardware(
     environment: str | None,
     group_by: hardware_queries.GroupBy,
 ) -> hardware_queries.HardwareView:
+    current = state.settings()
+    return _hardware(
+        url, state.config_key(current), start, end, model, environment, group_by, current
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _hardware(
+    url: str,
+    config: str,
+    start: datetime,
+    end: datetime,
+    model: str | None,
+    environment: str | None,
+    group_by: hardware_queries.GroupBy,
+    _settings: Settings,
+) -> hardware_queries.HardwareView:
     with state.session() as s:
         return hardware_queries.view(
             s,
-            settings=state.settings(),
+            settings=_settings,
             start=start,
             end=end,
             model=model,
             environment=environment,
             group_by=group_by,
         )
+
+
+CACHED = (
+    counts,
+    _fleet,
+    models,
+    environments,
+    versions,
+    history,
+    spans,
+    series,
+    alerts,
+    audit_events,
+    _hardware,
+)
+
+
+def clear() -> None:
+    """Forget what these loaders hold (after a change, or on "Refresh data"): every page then
+    reads the new state. Other st.cache_data users in the process keep theirs."""
+    for loader in CACHED:
+        loader.clear()

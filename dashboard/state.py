@@ -2,11 +2,13 @@
 
 Settings and the engine are cached resources (one per process and configuration); the time
 range and the selected model/environment live in st.session_state so they follow the user from
-page to page, and in the URL (?model=&env=) so a link from Slack opens the right view.
+page to page, and in the URL (?range=&model=&env=) so a link, a reload or a link from Slack
+opens the same view.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +57,12 @@ def settings() -> Settings:
         raise  # unreachable: st.stop() raises
 
 
+def config_key(current: Settings) -> str:
+    """A short fingerprint of the settings: part of the cache key of every loader that reads
+    them, so a changed configuration never answers from an entry built with the old one."""
+    return hashlib.sha256(current.model_dump_json().encode()).hexdigest()[:16]
+
+
 @st.cache_resource(show_spinner=False)
 def engine_for(url: str) -> Engine:
     return db.make_engine(url)
@@ -70,11 +78,6 @@ def session() -> Iterator[Session]:
         yield s
 
 
-def clear_caches() -> None:
-    """After a change (promote, snooze …) every page must show the new state at once."""
-    st.cache_data.clear()
-
-
 @dataclass(frozen=True)
 class TimeRange:
     key: str
@@ -83,23 +86,32 @@ class TimeRange:
     end: datetime
 
 
+def range_key() -> str:
+    """The chosen range: this session's choice, else the URL's (?range=), else the default."""
+    for value in (st.session_state.get("range"), _from_url("range")):
+        if value in RANGES:
+            return str(value)
+    return DEFAULT_RANGE
+
+
 def time_range() -> TimeRange:
     """The range chosen in the sidebar. `end` is the next 5-minute boundary, so cached queries
     keep one key for 5 minutes (freshness is the cache TTL's job, not the key's)."""
-    key = st.session_state.get("range", DEFAULT_RANGE)
-    if key not in RANGES:
-        key = DEFAULT_RANGE
+    key = range_key()
     label, span = RANGES[key]
     end = floor_time(utcnow(), END_STEP) + timedelta(seconds=END_STEP)
     return TimeRange(key=key, label=label, start=end - span, end=end)
 
 
 def range_selector() -> None:
-    """The sidebar's time range, shared by every page."""
-    st.session_state.setdefault("range", DEFAULT_RANGE)
-    st.sidebar.selectbox(
+    """The sidebar's time range, shared by every page and kept in the URL like the model."""
+    if st.session_state.get("range") not in RANGES:
+        st.session_state["range"] = range_key()
+    choice = st.sidebar.selectbox(
         "Time range", list(RANGES), key="range", format_func=lambda k: RANGES[k][0]
     )
+    if st.query_params.get("range") != choice:
+        st.query_params["range"] = choice
 
 
 def _from_url(name: str) -> str | None:
@@ -132,17 +144,3 @@ def pick(
     if st.query_params.get(name) != choice:
         st.query_params[name] = choice
     return choice
-
-
-def api_base_url(current: Settings) -> str:
-    """Where browsers reach the REST API (for report links)."""
-    if current.api.public_url:
-        return current.api.public_url.rstrip("/")
-    host = current.api.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "localhost"
-    return f"http://{host}:{current.api.port}"
-
-
-def report_url(current: Settings, check_id: int) -> str:
-    return f"{api_base_url(current)}/api/v1/reports/{check_id}"

@@ -38,7 +38,8 @@ def app_path() -> Path:
 
 
 def command(*, port: int, host: str, secrets: Path | None = None) -> list[str]:
-    """The `streamlit run` command line: headless, no usage statistics, no file watcher."""
+    """The `streamlit run` command line: headless, no usage statistics, no file watcher, and
+    no exception details in the browser (a traceback can show settings, paths, SQL)."""
     cmd = [
         sys.executable,
         "-m",
@@ -59,6 +60,8 @@ def command(*, port: int, host: str, secrets: Path | None = None) -> list[str]:
         "false",
         "--client.toolbarMode",
         "viewer",
+        "--client.showErrorDetails",
+        "none",  # the browser gets a generic message; the log gets the traceback
         "--theme.base",
         "light",
     ]

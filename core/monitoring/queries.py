@@ -1,9 +1,11 @@
 """Read side of the check history: time series for the decay, data-quality and drift pages.
 
 Long ranges are bucketed in SQL (see core/timeseries.py): per deployment and bucket the database
-returns the number of checks by status and the score's mean/min/max, plus the id of the newest
-check in the bucket, whose per-column `details` stand for the bucket. A year of hourly checks is
-then ~365 rows per deployment and ~365 small JSON documents, whatever the check frequency.
+returns the number of checks by status and the score's mean/min/max. Drift and quality then
+read every check of the range and merge each bucket's per-column readings (`bucketed.py`:
+strongest drift, highest missing share, worst verdict), so an episode shorter than a bucket
+still shows; decay reads the newest check of each bucket (its metrics are already windowed
+averages). The newest check of the range is also kept as is, for the "latest" figures.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select
 
 from modeldeck.core.clock import as_utc
-from modeldeck.core.environments.models import Environment
-from modeldeck.core.errors import NotFound
-from modeldeck.core.monitoring import readings
+from modeldeck.core.monitoring import bucketed, readings
+from modeldeck.core.monitoring.latest import CheckSummary as CheckSummary  # re-exported
+from modeldeck.core.monitoring.latest import environment_named
+from modeldeck.core.monitoring.latest import latest_checks as latest_checks  # re-exported
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
 from modeldeck.core.registry import service as registry
 from modeldeck.core.registry.models import ModelVersion
@@ -55,8 +58,21 @@ class Bucket(BaseModel):
     score_mean: float | None
     score_min: float | None
     score_max: float | None
-    last_id: int  # the newest check in the bucket: its details stand for the bucket
-    share_drifted: float | None = None  # drift: of the newest check in the bucket
+    last_id: int  # the newest check in the bucket
+    share_drifted: float | None = None  # drift: the highest share among the bucket's checks
+
+    @property
+    def status(self) -> CheckStatus:
+        """The worst status of the bucket's checks."""
+        for status, n in (
+            (CheckStatus.fail, self.failed),
+            (CheckStatus.error, self.errored),
+            (CheckStatus.warn, self.warned),
+            (CheckStatus.no_data, self.no_data),
+        ):
+            if n:
+                return status
+        return CheckStatus.ok
 
 
 class CheckRef(BaseModel):
@@ -84,17 +100,13 @@ class Series(BaseModel):
     bucket_seconds: int
     deployments: list[DeploymentSpan]
     buckets: list[Bucket]
-    columns: list[readings.ColumnReading] = []
-    metrics: list[readings.MetricReading] = []
+    columns: list[bucketed.BucketColumn] = []  # drift, quality: merged per bucket
+    latest_columns: list[bucketed.BucketColumn] = []  # …and as the newest check saw them
+    latest_share_drifted: float | None = None  # drift: of the newest check
+    metrics: list[readings.MetricReading] = []  # decay: the newest check of each bucket
+    segment_values: list[readings.MetricReading] = []  # decay: realised, else estimated
     references: dict[str, dict[str, float]] = {}  # version → metric → reference value
     recent: list[CheckRef] = []
-
-
-def _environment(session: Session, name: str) -> Environment:
-    env = session.exec(select(Environment).where(Environment.name == name)).first()
-    if env is None:
-        raise NotFound(f"no environment named {name!r}")
-    return env
 
 
 def deployments(
@@ -103,7 +115,7 @@ def deployments(
     """Deployments of `model` in `environment` that ran during [start, end] or were requested
     in it (failed and rejected ones included, as markers), oldest first."""
     m = registry.get_model(session, model)
-    env = _environment(session, environment)
+    env = environment_named(session, environment)
     start, end = to_utc(start), to_utc(end)
     ran = (col(Deployment.activated_at) <= end) & or_(
         col(Deployment.finished_at).is_(None), col(Deployment.finished_at) >= start
@@ -207,6 +219,47 @@ def details(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     return {check_id: data or {} for check_id, data in rows}
 
 
+def bucket_checks(
+    session: Session,
+    *,
+    deployment_ids: Sequence[int],
+    kind: CheckKind,
+    start: datetime,
+    end: datetime,
+    seconds: int,
+    keep: int | None = None,
+) -> tuple[bucketed.Buckets, dict[str, Any]]:
+    """Every drift or quality check in the range, merged per (deployment, bucket start)
+    exactly as `buckets` groups them; plus the details of check `keep` (the newest)."""
+    found = bucketed.Buckets(kind)
+    kept: dict[str, Any] = {}
+    if not deployment_ids:
+        return found, kept
+    bucket = epoch_bucket(CheckResult.window_end, seconds, session.get_bind().dialect.name)
+    rows = session.exec(
+        select(  # type: ignore[call-overload]
+            CheckResult.deployment_id,
+            bucket,
+            CheckResult.id,
+            CheckResult.score,
+            CheckResult.details,
+        )
+        .where(
+            col(CheckResult.deployment_id).in_(list(deployment_ids)),
+            CheckResult.kind == kind,
+            col(CheckResult.window_end) >= to_utc(start),
+            col(CheckResult.window_end) <= to_utc(end),
+        )
+        .order_by(col(CheckResult.window_end), col(CheckResult.id))
+        .execution_options(yield_per=1000)  # streamed: a year of details is never all held
+    )
+    for dep, at, check_id, score, data in rows:
+        found.add((dep, from_epoch(at)), check_id, score, data or {})
+        if check_id == keep:
+            kept = data or {}
+    return found, kept
+
+
 def recent_checks(
     session: Session,
     *,
@@ -248,13 +301,6 @@ def recent_checks(
     ]
 
 
-def get_check(session: Session, check_id: int) -> CheckResult:
-    row = session.get(CheckResult, check_id)
-    if row is None:
-        raise NotFound(f"no check result with id {check_id}")
-    return row
-
-
 def series(
     session: Session,
     *,
@@ -280,7 +326,6 @@ def series(
         seconds=seconds,
         versions=versions,
     )
-    found = details(session, [b.last_id for b in rows])
     out = Series(
         model=model,
         environment=environment,
@@ -295,6 +340,7 @@ def series(
         ),
     )
     if kind == CheckKind.decay:
+        found = details(session, [b.last_id for b in rows])
         out.metrics = [
             m
             for b in rows
@@ -302,20 +348,31 @@ def series(
                 found.get(b.last_id, {}), at=b.at, version=b.version, check_id=b.last_id
             )
         ]
+        out.segment_values = bucketed.best_per_segment(out.metrics)
         out.references = _references(
             session, model, spans, [found.get(b.last_id, {}) for b in rows], rows
         )
-    else:
+        return out
+    latest = out.recent[0] if out.recent else None
+    merged, newest = bucket_checks(
+        session,
+        deployment_ids=ids,
+        kind=kind,
+        start=start,
+        end=end,
+        seconds=seconds,
+        keep=latest.id if latest else None,
+    )
+    for b in rows:
+        out.columns += merged.columns((b.deployment_id, b.at), version=b.version)
         if kind == CheckKind.drift:
-            for b in rows:
-                b.share_drifted = readings.share_drifted(found.get(b.last_id, {}), b.score_mean)
-        out.columns = [
-            c
-            for b in rows
-            for c in readings.columns(
-                found.get(b.last_id, {}), at=b.at, version=b.version, check_id=b.last_id
-            )
-        ]
+            b.share_drifted = merged.share_drifted((b.deployment_id, b.at))
+    if latest is not None:
+        out.latest_columns = bucketed.latest(
+            latest.id, newest, at=latest.window_end, version=latest.version
+        )
+        if kind == CheckKind.drift:
+            out.latest_share_drifted = readings.share_drifted(newest, latest.score)
     return out
 
 
@@ -345,70 +402,3 @@ def _references(
     for data, bucket in zip(found, rows, strict=True):
         refs.setdefault(bucket.version, {}).update(readings.reference(data))
     return refs
-
-
-class CheckSummary(BaseModel):
-    """The newest check of one kind for a model where it runs now (Slack's `drift MODEL`)."""
-
-    id: int
-    environment: str
-    version: str
-    kind: CheckKind
-    status: CheckStatus
-    score: float | None
-    window_start: datetime
-    window_end: datetime
-    rows: int
-    drifted_columns: list[str] = []
-
-
-def latest_checks(
-    session: Session,
-    *,
-    model: str,
-    environment: str | None = None,
-    kind: CheckKind = CheckKind.drift,
-) -> list[CheckSummary]:
-    """The newest `kind` check of each active deployment of `model` (in `environment` only,
-    when given), by environment name; deployments never checked are left out."""
-    m = registry.get_model(session, model)
-    query = (
-        select(Deployment, Environment.name, ModelVersion.version)
-        .join(Environment, col(Environment.id) == Deployment.environment_id)
-        .join(ModelVersion, col(ModelVersion.id) == Deployment.version_id)
-        .where(Deployment.model_id == m.id, Deployment.state == DeploymentState.active)
-    )
-    if environment:
-        query = query.where(Environment.name == _environment(session, environment).name)
-    out = []
-    for dep, env_name, version in session.exec(query.order_by(Environment.name)).all():
-        row = session.exec(
-            select(CheckResult)
-            .where(CheckResult.deployment_id == dep.id, CheckResult.kind == kind)
-            .order_by(col(CheckResult.window_end).desc(), col(CheckResult.id).desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            continue
-        drifted = [
-            c.column
-            for c in readings.columns(
-                row.details, at=row.window_end, version=version, check_id=row.id or 0
-            )
-            if c.drifted
-        ]
-        out.append(
-            CheckSummary(
-                id=row.id or 0,
-                environment=env_name,
-                version=version,
-                kind=row.kind,
-                status=row.status,
-                score=row.score,
-                window_start=as_utc(row.window_start),
-                window_end=as_utc(row.window_end),
-                rows=row.rows,
-                drifted_columns=drifted,
-            )
-        )
-    return out

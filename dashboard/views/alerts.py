@@ -9,7 +9,7 @@ from modeldeck.core.alerts import service as alerts_service
 from modeldeck.core.alerts.models import AlertPublic, AlertStatus
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.errors import ModeldeckError
-from modeldeck.dashboard import auth, charts, focus, loaders, state
+from modeldeck.dashboard import auth, focus, loaders, safe, state, tables
 
 VIEWS = {
     "Open": (AlertStatus.firing, AlertStatus.snoozed),
@@ -32,11 +32,13 @@ def frame(rows: list[AlertPublic]) -> pd.DataFrame:
                 "Model": a.model or "",
                 "Version": a.version or "",
                 "Environment": a.environment or "",
-                "Summary": a.summary,
+                "Summary": safe.redact(a.summary),
                 "First seen": a.first_seen,
                 "Last seen": a.last_seen,
                 "Count": a.count,
-                "Snoozed until": a.snoozed_until if a.status == AlertStatus.snoozed else None,
+                "Snoozed until": tables.when(a.snoozed_until)
+                if a.status == AlertStatus.snoozed
+                else "",
                 "By": a.snoozed_by or a.resolved_by or "",
             }
             for a in rows
@@ -90,17 +92,46 @@ def _run(actor: Actor, what: str, alert_id: int, duration: str | None) -> None:
                     session, settings=settings, alert_id=alert_id, actor=actor
                 )
     except ModeldeckError as exc:
-        st.session_state["_alert_flash"] = ("error", f"{what[:-1]} refused: {exc}")
+        st.session_state["_alert_flash"] = ("error", safe.redact(f"{what[:-1]} refused: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - a database fault: no traceback on screen
+        message = safe.unexpected(f"{what[:-1]} of alert #{alert_id}", exc)
+        st.session_state["_alert_flash"] = ("error", message)
     else:
         until = f" until {done.snoozed_until:%Y-%m-%d %H:%M} UTC" if done.snoozed_until else ""
         st.session_state["_alert_flash"] = ("ok", f"{what} alert #{alert_id}{until}.")
-    state.clear_caches()
+    loaders.clear()
     st.rerun()
 
 
+# Where an alert's evidence is: the page that shows its rule's numbers for its model.
+EVIDENCE = {
+    "drift": ("drift", "Drift"),
+    "quality": ("quality", "Data quality"),
+    "performance_drop": ("decay", "Decay"),
+    "no_labels": ("decay", "Decay"),
+    "no_data": ("quality", "Data quality"),
+    "cluster_drift": ("model", "Model"),
+}
+
+
+def evidence(alert: AlertPublic) -> None:
+    """A button to the page with the numbers behind the alert, on its model and environment."""
+    page, title = EVIDENCE.get(alert.rule, ("hardware", "Hardware"))
+    if page == "hardware" and not alert.rule.startswith("gpu"):
+        return
+    if page != "hardware" and not (alert.model and alert.environment):
+        return
+    where = f" of {alert.model} in {alert.environment}" if alert.model else ""
+    if st.button(f"Open {title}{where}", key=f"evidence_{alert.id}", icon=":material/insights:"):
+        for name, value in (("model", alert.model), ("env", alert.environment)):
+            if value:  # the shared picks (state.pick) and their widgets
+                st.session_state[name] = st.session_state[f"_pick_{name}"] = value
+        st.switch_page(f"views/{page}.py")
+
+
 def details(alert: AlertPublic) -> None:
-    st.markdown(f"**#{alert.id} · {alert.summary}**")
-    info = {k: v for k, v in alert.details.items() if k != "dashboard_url"}
+    st.markdown(f"**#{alert.id} · {safe.redact(alert.summary)}**")
+    info = {k: safe.redact_data(v) for k, v in alert.details.items() if k != "dashboard_url"}
     explain = {
         k: info.pop(k)
         for k in ("metric", "value", "threshold", "window", "top_features", "fix")
@@ -157,14 +188,14 @@ def render() -> None:
     table = frame(found.data)
     styles = pd.DataFrame(index=table.index, columns=table.columns, dtype=object)
     for column in ("Severity", "Status"):
-        styles[column] = table[column].map(charts.STATE_STYLES.get)
+        styles[column] = table[column].map(tables.STATE_STYLES.get)
     st.dataframe(
-        charts.styled(table, styles),
+        tables.styled(table, styles),
         hide_index=True,
         key="alerts_table",
         column_config={
             c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm")
-            for c in ("First seen", "Last seen", "Snoozed until")
+            for c in ("First seen", "Last seen")
         },
     )
     if found.count > len(found.data):
@@ -183,6 +214,7 @@ def render() -> None:
     box = st.container(border=True)
     with box:
         details(by_id[choice])
+        evidence(by_id[choice])
         act(actor, by_id[choice])
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from modeldeck.core.errors import ModeldeckError
-from modeldeck.dashboard import focus, loaders, state
+from modeldeck.dashboard import focus, loaders, safe, state
 
 PAGE_SIZE = 100
 
@@ -16,7 +16,7 @@ PAGE_SIZE = 100
 def _text(value: object) -> str:
     if not value:
         return ""
-    return json.dumps(value, sort_keys=True, default=str)[:500]
+    return safe.redact(json.dumps(value, sort_keys=True, default=str))[:500]
 
 
 def render() -> None:
@@ -42,8 +42,12 @@ def render() -> None:
         target = c4.text_input(
             "Target starts with", key="audit_target", placeholder="e.g. model:fraud-detector"
         )
-        if st.form_submit_button("Search", icon=":material/search:"):
-            st.session_state["audit_page"] = 0
+        st.form_submit_button("Search", icon=":material/search:")
+    # A page number belongs to one search in one range: a new one starts at its first page.
+    scope = (rng.key, text, actor, action, target)
+    if st.session_state.get("audit_scope") != scope:
+        st.session_state["audit_scope"] = scope
+        st.session_state["audit_page"] = 0
     page = int(st.session_state.get("audit_page", 0))
     try:
         found = loaders.audit_events(

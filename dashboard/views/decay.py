@@ -93,10 +93,10 @@ def render() -> None:
         chosen = right.multiselect(
             "Segments", sorted(segments), default=sorted(segments)[:6], key="decay_segments"
         )
-        seg = df[(df["metric"] == metric) & (df["segment"].isin(chosen))]
-        # Realised where known, else the estimate ("realised" sorts first descending).
-        seg = seg.sort_values(["segment", "at", "source"], ascending=[True, True, False])
-        seg = seg.drop_duplicates(["segment", "at"], keep="first")
+        # Realised where labels exist, else the estimate: chosen by core, drawn here.
+        seg = pd.DataFrame.from_records([m.model_dump() for m in series.segment_values])
+        if not seg.empty:
+            seg = seg[(seg["metric"] == metric) & (seg["segment"].isin(chosen))]
         if not seg.empty:
             st.plotly_chart(
                 charts.lines(

@@ -1,5 +1,5 @@
 """Drift: share of drifted columns over time, per-column drift heatmap, the latest test per
-column, and a link to the evidently report of any check."""
+column, and the evidently report of any check."""
 
 from __future__ import annotations
 
@@ -24,17 +24,17 @@ def render() -> None:
         [{"at": b.at, "version": b.version, "share": b.share_drifted} for b in series.buckets]
     )
 
-    latest_at = cols["at"].max() if not cols.empty else None
-    latest = cols[cols["at"] == latest_at] if latest_at is not None else cols
+    # The newest check as it is; the charts below show the worst of each bucket.
+    latest = pd.DataFrame.from_records([c.model_dump() for c in series.latest_columns])
+    if latest.empty:
+        latest = pd.DataFrame(columns=["column", "method", "score", "threshold", "drifted"])
     drifted_now = sorted(latest[latest["drifted"] == True]["column"])  # noqa: E712
     k = st.columns(4)
-    last_share = (
-        share.dropna(subset=["share"])["share"].iloc[-1] if share["share"].notna().any() else None
-    )
+    last_share = series.latest_share_drifted
     k[0].metric(
         "Share drifted (latest)",
         f"{last_share:.0%}" if last_share is not None else "—",
-        help=f"dataset drift from {cfg.drift_share:.0%}",
+        help=f"of the newest check; dataset drift from {cfg.drift_share:.0%}",
     )
     k[1].metric("Columns drifted now", f"{len(drifted_now)} of {len(latest)}")
     k[2].metric("Failed drift checks", sum(b.failed for b in series.buckets))
@@ -85,7 +85,7 @@ def render() -> None:
         st.caption(
             "Colour: how far each column is past its test's threshold (p-value tests "
             "as threshold ÷ p, distances as score ÷ threshold); red = drifted. "
-            f"{checks.bucket_note(series).capitalize()}."
+            f"{checks.bucket_note(series).capitalize()}: the strongest drift of the bucket."
         )
         st.subheader("Latest check, per column")
         table = latest[["column", "method", "score", "threshold", "drifted"]].rename(
@@ -114,12 +114,14 @@ def render() -> None:
 
 
 def hover(df: pd.DataFrame) -> pd.Series:
-    """'wasserstein 0.4 (threshold 0.1): drifted' per row, built column-wise (fast)."""
+    """'wasserstein 0.4 (threshold 0.1): drifted · strongest of 8 checks' per row, built
+    column-wise (fast)."""
 
     def fmt(values: pd.Series) -> pd.Series:
         return values.map(lambda v: "—" if pd.isna(v) else f"{v:.4g}")
 
     verdict = df["drifted"].map({True: "drifted", False: "no drift"}).fillna("?")
+    merged = df["checks"].map(lambda n: f" · strongest of {n} checks" if n > 1 else "")
     return (
         df["method"].fillna("test")
         + " "
@@ -128,6 +130,7 @@ def hover(df: pd.DataFrame) -> pd.Series:
         + fmt(df["threshold"])
         + "): "
         + verdict
+        + merged
     )
 
 

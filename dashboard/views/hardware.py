@@ -12,7 +12,7 @@ from modeldeck.core.errors import ModeldeckError
 from modeldeck.core.hardware.models import Finding, FindingKind, HardwareReport
 from modeldeck.core.hardware.queries import GroupBy, HardwareView
 from modeldeck.core.timeseries import span_text
-from modeldeck.dashboard import charts, focus, loaders, state
+from modeldeck.dashboard import charts, focus, loaders, safe, state
 
 ANY = "(all)"
 FLEET_SPAN = timedelta(days=31)
@@ -22,11 +22,18 @@ METRICS = (FindingKind.metrics_missing, FindingKind.metrics_stuck)
 
 
 def status_banner(view: HardwareView) -> None:
+    """Whether the numbers are current; a failed scrape's message names Prometheus' URL,
+    shown without any credentials in it."""
     status = view.report.status
+    message = safe.redact(status.message)
     if status.available:
-        st.caption(f":material/check_circle: {status.message}")
+        st.caption(f":material/check_circle: {message}")
     else:
-        st.warning(status.message, icon=":material/sensors_off:")
+        st.warning(message, icon=":material/sensors_off:")
+
+
+def _text(f: Finding, sep: str = "  \n**Fix:** ") -> str:
+    return safe.redact(f.summary + (f"{sep}{f.fix}" if f.fix else ""))
 
 
 def findings(items: list[Finding]) -> None:
@@ -37,10 +44,7 @@ def findings(items: list[Finding]) -> None:
     st.subheader("Idle GPUs")
     if idle:
         for f in idle:
-            st.warning(
-                f"{f.summary}" + (f"  \n**Fix:** {f.fix}" if f.fix else ""),
-                icon=":material/hourglass_disabled:",
-            )
+            st.warning(_text(f), icon=":material/hourglass_disabled:")
     else:
         st.caption("No GPU held by a version sat idle in the last scrape.")
     for title, group, icon in (
@@ -50,11 +54,11 @@ def findings(items: list[Finding]) -> None:
         if group:
             st.subheader(title)
             for f in group:
-                st.error(f"{f.summary}" + (f"  \n**Fix:** {f.fix}" if f.fix else ""), icon=icon)
+                st.error(_text(f), icon=icon)
     if other:
         with st.expander(f"Other notes ({len(other)})"):
             for f in other:
-                st.markdown(f"- {f.summary}" + (f" — *{f.fix}*" if f.fix else ""))
+                st.markdown("- " + _text(f, " — *") + ("*" if f.fix else ""))
 
 
 def usage_table(report: HardwareReport) -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 from modeldeck.core.errors import ModeldeckError
 from modeldeck.core.registry.models import ModelVersionPublic
 from modeldeck.core.rollouts.models import DeploymentPublic
-from modeldeck.dashboard import actions, auth, charts, focus, loaders, state
+from modeldeck.dashboard import actions, auth, charts, focus, loaders, state, tables, timeline
 
 
 def lineage(versions: list[ModelVersionPublic], running: dict[str, str | None]) -> pd.DataFrame:
@@ -47,8 +47,8 @@ def deployments_frame(history: list[DeploymentPublic]) -> pd.DataFrame:
                 "Requested by": d.requested_by,
                 "Via": str(d.requested_via),
                 "Requested": d.started_at,
-                "Live from": d.activated_at,
-                "Until": d.finished_at,
+                "Live from": tables.when(d.activated_at),
+                "Until": tables.when(d.finished_at),
                 "Approvals": (
                     f"{sum(a.decision == 'approve' for a in d.approvals)}/{d.approvals_required}"
                     if d.approvals_required
@@ -118,7 +118,7 @@ def render() -> None:
     st.subheader(f"Versions over time · {rng.label.lower()}")
     if spans:
         st.plotly_chart(
-            charts.timeline(spans, colours, now=rng.end, start=rng.start, end=rng.end),
+            timeline.timeline(spans, colours, now=rng.end, start=rng.start, end=rng.end),
             key="timeline",
         )
         st.caption("Bars: when each version served traffic. ✕ failed, ▼ rolled back, ⊗ rejected.")
@@ -136,14 +136,13 @@ def render() -> None:
         if history:
             table = deployments_frame(history)
             st.dataframe(
-                charts.style_column(
-                    table, "State", lambda v: charts.STATE_STYLES.get(str(v).replace(" ", "_"))
+                tables.style_column(
+                    table, "State", lambda v: tables.STATE_STYLES.get(str(v).replace(" ", "_"))
                 ),
                 hide_index=True,
                 key="deployments",
                 column_config={
-                    c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm")
-                    for c in ("Requested", "Live from", "Until")
+                    "Requested": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
                 },
             )
         else:

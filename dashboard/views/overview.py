@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from modeldeck.core.fleet import GPU, FleetRow, Health
-from modeldeck.dashboard import charts, focus, loaders, state
+from modeldeck.dashboard import focus, loaders, state, tables
 
 RANK = {"fail": 4, "error": 3, "warn": 2, "no_data": 1, "ok": 0}
 HEALTH_COLUMNS = {"drift": "Drift", "quality": "Quality", "decay": "Decay", GPU: "GPU"}
@@ -57,8 +57,11 @@ def rank(row: FleetRow) -> float:
     return worst + (2 if row.alerts_firing else 0) + (0.5 if stale else 0)
 
 
-def frame(rows: list[FleetRow], now: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The grid and, cell by cell, its style keys."""
+def frame(
+    rows: list[FleetRow], now: datetime, range_key: str = state.DEFAULT_RANGE
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The grid and, cell by cell, its style keys. A model's link keeps the time range (it
+    opens a new tab: a new session that knows only the URL)."""
     records, styles = [], []
     for r in rows:
         alerts = f"{r.alerts_firing} firing" if r.alerts_firing else ""
@@ -70,11 +73,11 @@ def frame(rows: list[FleetRow], now: datetime) -> tuple[pd.DataFrame, pd.DataFra
         }
         records.append(
             {
-                "Model": f"model?model={r.model}&env={r.environment}",
+                "Model": f"model?model={r.model}&env={r.environment}&range={range_key}",
                 "Team": r.team or "—",
                 "Environment": r.environment,
                 "Version": r.version or "not deployed",
-                "Since": r.since,
+                "Since": tables.when(r.since),  # text: sorts like the time, blank if none
                 "Promoted by": r.promoted_by or "",
                 **{title: text for title, (text, _) in cells.items()},
                 "Alerts": alerts.strip(),
@@ -102,7 +105,8 @@ def render() -> None:
     if counts.models == 0:
         focus.welcome(counts)
         return
-    now = state.time_range().end
+    rng = state.time_range()
+    now = rng.end
     rows = loaders.fleet(focus.url(), now)
     st.title("Fleet overview")
     st.caption(
@@ -134,7 +138,7 @@ def render() -> None:
         help="Hide cells whose checks are all ok and have no alerts",
     )
 
-    df, styles = frame(rows, now)
+    df, styles = frame(rows, now, rng.key)
     if chosen_teams:
         df = df[df["Team"].isin(chosen_teams)]
     if chosen_envs:
@@ -148,14 +152,13 @@ def render() -> None:
         return
     shown = df.drop(columns=["_rank"])
     st.dataframe(
-        charts.styled(shown, styles),
+        tables.styled(shown, styles),
         hide_index=True,
         height=min(38 + 35 * len(df), 720),
         column_config={
             "Model": st.column_config.LinkColumn(
                 "Model", display_text=r"model=([^&]+)", help="Open the model's page"
             ),
-            "Since": st.column_config.DatetimeColumn("Since", format="YYYY-MM-DD HH:mm"),
             "Alerts": st.column_config.TextColumn("Alerts", help="Firing (and snoozed) alerts"),
             **{
                 title: st.column_config.TextColumn(title, width="small")

@@ -21,17 +21,19 @@ def render() -> None:
         st.info("These data-quality checks report no per-column results.")
         checks.status_chart(series)
         return
-    latest = cols[cols["at"] == cols["at"].max()]
-    # The check's own limit per column (reference share + allowance), else the allowance.
-    limits = latest["missing_threshold"].fillna(cfg.max_missing_share)
-    too_many_missing = latest[latest["missing_share"].fillna(0) > limits]
+    # The newest check as it is (not merged into its bucket); limits are the check's own.
+    latest = pd.DataFrame.from_records([c.model_dump() for c in series.latest_columns])
+    if latest.empty:
+        latest = cols.iloc[0:0]
+    too_many_missing = latest[latest["missing_over_limit"] == True]  # noqa: E712
     new_cats = cols[cols["new_categories"].map(len) > 0]
     bad_types = latest[latest["type_ok"] == False]  # noqa: E712
     k = st.columns(4)
     k[0].metric(
         "Columns over the missing limit",
         f"{len(too_many_missing)} of {len(latest)}",
-        help=f"the reference's missing share + {cfg.max_missing_share:.0%}",
+        help="in the newest check, each column against the limit that check stored "
+        f"(its reference's missing share + {cfg.max_missing_share:.0%})",
     )
     k[1].metric(
         "Columns with new categories",
@@ -53,7 +55,12 @@ def render() -> None:
     missing = cols.dropna(subset=["missing_share"])
     if not missing.empty:
         new = missing["new_categories"].map(lambda v: f" · new: {', '.join(v[:5])}" if v else "")
-        missing = missing.assign(hover=missing["missing_share"].map("{:.1%} missing".format) + new)
+        limit = missing["missing_threshold"].map(
+            lambda v: "" if pd.isna(v) else f" (limit {v:.1%})"
+        )
+        over = missing["missing_over_limit"].map(lambda v: " · over the limit" if v is True else "")
+        share = missing["missing_share"].map("{:.1%} missing".format)
+        missing = missing.assign(hover=share + limit + over + new)
         st.plotly_chart(
             charts.heatmap(
                 missing,
@@ -71,7 +78,8 @@ def render() -> None:
         )
         st.caption(
             f"A column fails above its reference's missing share + "
-            f"{cfg.max_missing_share:.0%} · {checks.bucket_note(series)}."
+            f"{cfg.max_missing_share:.0%} (the limit each check stored) · "
+            f"{checks.bucket_note(series)}: the highest missing share of the bucket."
         )
 
     st.subheader("New categories")
@@ -102,24 +110,40 @@ def render() -> None:
         )
 
     st.subheader("Latest check, per column")
+    if series.recent:
+        st.caption(f"Window ending {series.recent[0].window_end:%Y-%m-%d %H:%M} UTC.")
     table = latest[
-        ["column", "missing_share", "out_of_range_share", "type_ok", "new_categories", "problem"]
+        [
+            "column",
+            "missing_share",
+            "missing_threshold",
+            "out_of_range_share",
+            "type_ok",
+            "new_categories",
+            "problem",
+        ]
     ].rename(
         columns={
             "column": "Column",
             "missing_share": "Missing",
+            "missing_threshold": "Missing limit",
             "out_of_range_share": "Out of range",
             "type_ok": "Type ok",
             "new_categories": "New categories",
             "problem": "Problem",
         }
     )
+    # A measure this check does not report is left out rather than shown as a column of None.
+    table = table.drop(
+        columns=[c for c in ("Out of range", "Missing limit") if table[c].isna().all()]
+    ).assign(Problem=table["Problem"].fillna(""))
     st.dataframe(
         table,
         hide_index=True,
         key="quality_latest",
         column_config={
             "Missing": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+            "Missing limit": st.column_config.NumberColumn(format="percent"),
             "Out of range": st.column_config.NumberColumn(format="percent"),
         },
     )

@@ -378,3 +378,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def test_bench_dashboard_smoke(tmp_path: Path, monkeypatch: Any) -> None:
+    """A small run so the benchmark cannot rot: every page renders, on both ranges, without
+    an exception (figures are printed, not asserted: the shared machine's load varies)."""
+    import streamlit as st
+
+    monkeypatch.setenv("MODELDECK_CONFIG", "")  # restored after the test (seed/measure set it)
+    monkeypatch.syspath_prepend(str(ROOT))
+    try:
+        config = seed(tmp_path, models=3, days=40)
+        results = measure(config, ["24h", "1y"])
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+    assert {(page, rng) for page, rng, _, _ in results} == {
+        (page, rng) for page in PAGES for rng in ("24h", "1y")
+    }

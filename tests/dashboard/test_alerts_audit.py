@@ -133,3 +133,14 @@ def test_no_page_shows_a_secret(seeded: World, monkeypatch: pytest.MonkeyPatch) 
         for value in secrets.values():
             assert value not in everything, (page, value)
         assert "not-a-real-secret" not in everything  # the OIDC client secret
+
+
+def test_an_alert_opens_the_page_with_its_evidence(seeded: World) -> None:
+    at = open_page("alerts", state={"model": "churn-predictor", "env": "staging"})
+    at.selectbox(key="alert_pick").set_value(seeded.alerts["drift"]).run()
+    button(at, "Open Drift of fraud-detector in production").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Data drift"
+    assert at.selectbox(key="_pick_model").value == "fraud-detector"
+    assert at.selectbox(key="_pick_env").value == "production"
+    assert "Drifting now: **amount**" in texts(at)

@@ -234,6 +234,53 @@ def test_deployer_rolls_back(seeded: World, sqlite_engine: Engine) -> None:
     assert metric(at, "production") == "1.0.0"  # caches cleared after the change
 
 
+def test_a_stale_rollback_confirmation_changes_nothing(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    """The confirmation says what the service planned; if someone else rolls the environment
+    back before it is confirmed, confirming is refused and nothing changes."""
+    at = open_page("model", state=FRAUD, email="deployer@acme.io")
+    at.selectbox(key="rollback_env").set_value("production").run()
+    button(at, "Roll back…").click().run()
+    assert "from 1.1.0 to **1.0.0**" in texts(at) and "needs no approval" in texts(at)
+    with Session(sqlite_engine) as s:  # a colleague, meanwhile, through another interface
+        rollouts.rollback(
+            s,
+            settings=seeded.settings,
+            model="fraud-detector",
+            environment="production",
+            actor=Actor("slack:U0OTHER", Role.deployer, "slack"),
+        )
+    before = [(d.id, d.state) for d in deployments(sqlite_engine, "fraud-detector")]
+    button(at, "Confirm rollback").click().run()
+    assert [(d.id, d.state) for d in deployments(sqlite_engine, "fraud-detector")] == before
+    assert "changed since you asked" in texts(at)
+
+
+def test_a_refused_rollback_plan_opens_no_confirmation(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    """Once production is back on its first version there is nothing earlier to go back to:
+    the plan is refused at once with the service's reason, and no Confirm button appears."""
+    at = open_page("model", state=FRAUD, email="deployer@acme.io")
+    at.selectbox(key="rollback_env").set_value("production").run()
+    with Session(sqlite_engine) as s:  # 1.1.0 → 1.0.0, the first version it ever ran
+        rollouts.rollback(
+            s,
+            settings=seeded.settings,
+            model="fraud-detector",
+            environment="production",
+            actor=Actor("slack:U0OTHER", Role.deployer, "slack"),
+        )
+    before = len(deployments(sqlite_engine, "fraud-detector"))
+    at.run()
+    at.selectbox(key="rollback_env").set_value("production").run()
+    button(at, "Roll back…").click().run()
+    assert "Confirm rollback" not in labels(at)
+    assert "Rollback refused" in texts(at)
+    assert len(deployments(sqlite_engine, "fraud-detector")) == before
+
+
 def _request_production(
     engine: Engine, settings: Settings, actor: Actor | None = None
 ) -> DeploymentPublic:
@@ -258,3 +305,25 @@ def _request_production(
         )
     assert dep.state == "awaiting_approval"
     return dep
+
+
+def test_rollback_targets_newest_first_not_as_text(seeded: World, sqlite_engine: Engine) -> None:
+    """1.10.0 is newer than 1.9.0: the targets follow registration, never string order."""
+    from datetime import timedelta
+
+    from tests.dashboard import world
+
+    start = seeded.now - timedelta(days=10)
+    with Session(sqlite_engine, expire_on_commit=False) as s:
+        for i, version in enumerate(("1.2.0", "1.9.0", "1.10.0", "1.11.0")):
+            at = start + timedelta(days=2 * i)
+            world.register(s, "ranker", "search", version, {"auc": 0.9}, at)
+            world.promote(s, seeded.settings, "ranker", version, "staging", at + timedelta(hours=1))
+    at = open_page("model", state={"model": "ranker"}, email="deployer@acme.io")
+    at.selectbox(key="rollback_env").set_value("staging").run()
+    assert at.selectbox(key="rollback_to_staging").options == [
+        "previous good version",
+        "1.10.0",
+        "1.9.0",
+        "1.2.0",
+    ]

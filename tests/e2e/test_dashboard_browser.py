@@ -3,6 +3,8 @@
 Starts the real CLI command (which starts Streamlit as its child) against a seeded SQLite
 database, opens each page, waits until Streamlit has finished running the script, saves a
 full-page screenshot in the test's temp folder and fails on any Streamlit exception box.
+Without Chromium (or playwright) it skips locally; under CI=true that is a failure, because
+the test install provides both.
 """
 
 from __future__ import annotations
@@ -49,6 +51,38 @@ PAGES = [
 ]
 
 
+def require_browser(path: str = CHROMIUM) -> str:
+    """The Chromium to drive, or skip (locally) / fail (CI=true) saying what is missing."""
+    missing = None
+    if not Path(path).exists():
+        missing = f"no Chromium at {path}"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "playwright is not installed (pip install -e '.[dev]')"
+    if missing is None:
+        return path
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{missing}: the browser test must run in CI")
+    pytest.skip(missing)
+
+
+@pytest.fixture
+def chromium() -> str:
+    return require_browser()
+
+
+def test_a_missing_browser_fails_in_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nowhere = str(tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI"):
+        require_browser(nowhere)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no Chromium at"):
+        require_browser(nowhere)
+
+
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("modeldeck")
     if script.exists():
@@ -60,7 +94,7 @@ def _cli() -> list[str]:
 
 
 @pytest.fixture
-def dashboard(tmp_path: Path, sqlite_engine: Engine) -> Iterator[str]:
+def dashboard(chromium: str, tmp_path: Path, sqlite_engine: Engine) -> Iterator[str]:
     config, settings = world.write_config(tmp_path)
     world.build(sqlite_engine, settings)
     port = free_port()
@@ -131,15 +165,13 @@ def _grow_to_content(page: object, rounds: int = 6) -> None:
         page.wait_for_timeout(400)  # type: ignore[attr-defined]
 
 
-def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
+def test_every_page_renders_in_chromium(chromium: str, dashboard: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         try:
             for path, heading in PAGES:
