@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+# The module-scoped fixture is built once: keep these tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 ROOT = Path(__file__).parents[1]
 SOURCES = {"core": "modeldeck.core", "bot": "modeldeck.bot", "dashboard": "modeldeck.dashboard"}
 # Scripts that only run inside another program (alembic's env.py needs alembic's context);

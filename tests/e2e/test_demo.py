@@ -38,7 +38,13 @@ from modeldeck.core.rollouts.models import Approval, Deployment, DeploymentKind,
 from tests.utils.prometheus import require_prometheus
 from tests.utils.servers import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
+# One worker builds the world once for the whole module (scripts/test runs --dist loadgroup).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(1500),
+    pytest.mark.xdist_group("demo-world"),
+]
 MODELDECK = Path(sys.executable).with_name("modeldeck")
 
 
