@@ -103,6 +103,7 @@ class Series(BaseModel):
     columns: list[bucketed.BucketColumn] = []  # drift, quality: merged per bucket
     latest_columns: list[bucketed.BucketColumn] = []  # …and as the newest check saw them
     latest_share_drifted: float | None = None  # drift: of the newest check
+    latest_prediction: bucketed.BucketColumn | None = None  # drift: the model's output, newest
     metrics: list[readings.MetricReading] = []  # decay: the newest check of each bucket
     segment_values: list[readings.MetricReading] = []  # decay: realised, else estimated
     references: dict[str, dict[str, float]] = {}  # version → metric → reference value
@@ -373,6 +374,14 @@ def series(
         )
         if kind == CheckKind.drift:
             out.latest_share_drifted = readings.share_drifted(newest, latest.score)
+            output = newest.get("prediction")
+            if isinstance(output, dict):
+                [out.latest_prediction] = bucketed.latest(
+                    latest.id,
+                    {"columns": {"prediction": output}},
+                    at=latest.window_end,
+                    version=latest.version,
+                )
     return out
 
 

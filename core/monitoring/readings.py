@@ -162,8 +162,8 @@ def columns(
                 missing_threshold=number(first(c, "missing_threshold")),
                 stuck=bool(c["stuck"]) if c.get("stuck") is not None else None,
                 status=str(c["status"]) if c.get("status") is not None else None,
-                problem=str(first(c, "problem", "message"))
-                if first(c, "problem", "message")
+                problem=str(first(c, "problem", "message", "error"))
+                if first(c, "problem", "message", "error")
                 else None,
             )
         )

@@ -27,23 +27,41 @@ def render() -> None:
     # The newest check as it is; the charts below show the worst of each bucket.
     latest = pd.DataFrame.from_records([c.model_dump() for c in series.latest_columns])
     if latest.empty:
-        latest = pd.DataFrame(columns=["column", "method", "score", "threshold", "drifted"])
+        latest = pd.DataFrame(
+            columns=["column", "method", "score", "threshold", "drifted", "problem"]
+        )
     drifted_now = sorted(latest[latest["drifted"] == True]["column"])  # noqa: E712
-    k = st.columns(4)
+    # A column the test could not run on (e.g. no values in the window) is not in the share.
+    untested = sorted(latest[latest["drifted"].isna()]["column"])
+    k = st.columns(5)
     last_share = series.latest_share_drifted
     k[0].metric(
         "Share drifted (latest)",
         f"{last_share:.0%}" if last_share is not None else "—",
         help=f"of the newest check; dataset drift from {cfg.drift_share:.0%}",
     )
-    k[1].metric("Columns drifted now", f"{len(drifted_now)} of {len(latest)}")
+    k[1].metric(
+        "Columns drifted now",
+        f"{len(drifted_now)} of {len(latest) - len(untested)}",
+        help="of the columns tested in the newest check"
+        + (f"; not testable: {', '.join(untested)} (see the table below)" if untested else ""),
+    )
     k[2].metric("Failed drift checks", sum(b.failed for b in series.buckets))
     k[3].metric("Checks in range", sum(b.checks for b in series.buckets))
-    if drifted_now:
-        st.warning(
-            "Drifting now: " + ", ".join(f"**{c}**" for c in drifted_now),
-            icon=":material/ssid_chart:",
-        )
+    output = series.latest_prediction
+    k[4].metric(
+        "Prediction drift",
+        {True: "drifted", False: "none"}.get(output.drifted, "—") if output else "—",
+        help=f"the model's output in the newest check: {output.method} {output.score:.4g}"
+        f" (threshold {output.threshold:.4g})"
+        if output and output.score is not None and output.threshold is not None
+        else "the newest check did not test the model's output",
+    )
+    if drifted_now or (output and output.drifted):
+        said = [f"**{c}**" for c in drifted_now]
+        if output and output.drifted:
+            said.append("the model's output (**prediction**)")
+        st.warning("Drifting now: " + ", ".join(said), icon=":material/ssid_chart:")
 
     if share["share"].notna().any():
         st.plotly_chart(
@@ -88,13 +106,14 @@ def render() -> None:
             f"{checks.bucket_note(series).capitalize()}: the strongest drift of the bucket."
         )
         st.subheader("Latest check, per column")
-        table = latest[["column", "method", "score", "threshold", "drifted"]].rename(
+        table = latest[["column", "method", "score", "threshold", "drifted", "problem"]].rename(
             columns={
                 "column": "Column",
                 "method": "Test",
                 "score": "Score",
                 "threshold": "Threshold",
                 "drifted": "Drifted",
+                "problem": "Note",
             }
         )
         st.dataframe(

@@ -81,7 +81,7 @@ def frame(
                 "Promoted by": r.promoted_by or "",
                 **{title: text for title, (text, _) in cells.items()},
                 "Alerts": alerts.strip(),
-                "Rollout in flight": r.in_flight or "",
+                "Rollout": (r.in_flight or "").replace("_", " "),
                 "_rank": rank(r),
             }
         )
@@ -94,7 +94,7 @@ def frame(
                 else "muted"
                 if r.alerts_snoozed
                 else None,
-                "Rollout in flight": "warn" if r.in_flight else None,
+                "Rollout": "warn" if r.in_flight else None,
             }
         )
     return pd.DataFrame.from_records(records), pd.DataFrame.from_records(styles)
@@ -160,6 +160,9 @@ def render() -> None:
                 "Model", display_text=r"model=([^&]+)", help="Open the model's page"
             ),
             "Alerts": st.column_config.TextColumn("Alerts", help="Firing (and snoozed) alerts"),
+            "Rollout": st.column_config.TextColumn(
+                "Rollout", help="A rollout in flight: its version and state", width="medium"
+            ),
             **{
                 title: st.column_config.TextColumn(title, width="small")
                 for title in HEALTH_COLUMNS.values()

@@ -65,6 +65,7 @@ def test_drift_page(seeded: World, sqlite_engine: Engine) -> None:
     row = newest(sqlite_engine, CheckKind.drift)
     assert metric(at, "Share drifted (latest)") == f"{row.details['share_drifted']:.0%}"
     assert metric(at, "Columns drifted now") == "1 of 4"
+    assert metric(at, "Prediction drift") == "none"
     assert "Drifting now: **amount**" in texts(at)
     figures = charts(at)
     heat = figures["Drift per column (1 = at the test's threshold)"]["data"][0]
@@ -79,6 +80,34 @@ def test_drift_page(seeded: World, sqlite_engine: Engine) -> None:
     # The recent checks list the newest first, by id (pick one to open its report).
     recent = {df.value.columns[0]: df.value for df in at.dataframe}["Window end"]
     assert recent["Check"].iloc[0] == row.id
+
+
+def test_drift_page_counts_tested_columns_and_shows_prediction_drift(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    """An upstream break empties a column: it is no drift evidence either way, so it leaves
+    the count (as it leaves the stored share) and the table says why."""
+    with Session(sqlite_engine) as s:
+        row = s.get(CheckResult, newest(sqlite_engine, CheckKind.drift).id)
+        assert row is not None
+        details = json.loads(json.dumps(row.details))
+        details["columns"]["hour"].update(
+            score=None, drifted=None, method=None, error="no values in the current window"
+        )
+        details["share_drifted"], details["columns_tested"] = 1 / 3, 3
+        details["prediction"].update(score=0.3, drifted=True)
+        row.details = details
+        s.add(row)
+        s.commit()
+    at = open_page("drift", state=FRAUD_PROD)
+    assert metric(at, "Columns drifted now") == "1 of 3"
+    assert metric(at, "Share drifted (latest)") == "33%"
+    assert metric(at, "Prediction drift") == "drifted"
+    assert "Drifting now: **amount**, the model's output (**prediction**)" in texts(at)
+    latest = {df.value.columns[0]: df.value for df in at.dataframe}["Column"]
+    notes = dict(zip(latest["Column"], latest["Note"], strict=True))
+    assert notes["hour"] == "no values in the current window"
+    assert notes["amount"] is None
 
 
 def test_quality_page(seeded: World, sqlite_engine: Engine) -> None:

@@ -15,10 +15,12 @@ from streamlit.testing.v1 import AppTest
 
 from modeldeck.core import db
 from modeldeck.core.alerts.models import Alert, AlertStatus
+from modeldeck.core.clock import FixedClock
 from modeldeck.core.config import Settings
 from modeldeck.core.environments import service as environments
 from modeldeck.core.monitoring.models import CheckResult
 from modeldeck.core.registry.models import Model
+from modeldeck.core.rollouts import service as rollouts
 from tests.dashboard import world
 from tests.dashboard.conftest import app, metric, no_exceptions, open_page, texts
 from tests.dashboard.world import World
@@ -148,3 +150,25 @@ def test_broken_config_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     no_exceptions(at)
     assert "configuration could not be loaded" in texts(at)
     assert "unknown cluster" in texts(at)
+
+
+def test_a_rollout_waiting_for_approval_shows_in_its_cell(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    with Session(sqlite_engine) as s:
+        dep = rollouts.promote(
+            s,
+            settings=seeded.settings,
+            model="churn-predictor",
+            version="2.0.0",
+            environment="production",
+            actor=world.CAROL,
+            reason="ship 2.0.0",
+            clock=FixedClock(seeded.now),
+        )
+        assert dep.state == "awaiting_approval"
+    at = open_page("overview")
+    df = grid(at)
+    cell = df[df["Model"].str.contains("churn-predictor&env=production")].iloc[0]
+    assert cell["Rollout"] == "2.0.0 awaiting approval"
+    assert metric(at, "Rollouts in flight") == "1"
