@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -312,6 +313,18 @@ def seed(folder: Path, models: int, days: int) -> Path:
 
 def measure(
     config: Path, ranges: list[str], pages: tuple[str, ...] = PAGES
+) -> list[tuple[str, str, float, float]]:
+    # AppTest drives pages from this thread, outside a browser session, and Streamlit warns
+    # "missing ScriptRunContext" for each call; a page's own failure still ends the run below.
+    logging.disable(logging.WARNING)
+    try:
+        return _measure(config, ranges, pages)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _measure(
+    config: Path, ranges: list[str], pages: tuple[str, ...]
 ) -> list[tuple[str, str, float, float]]:
     os.environ["MODELDECK_CONFIG"] = str(config)
     import streamlit as st
