@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from modeldeck.core import __version__
+from modeldeck.core.alerts.models import AlertPublic, AlertsPublic, AlertStatus, SnoozeRequest
 from modeldeck.core.audit.models import AuditEventsPublic
 from modeldeck.core.auth.models import ApiTokenCreated, ApiTokenPublic, Role, TokenCreate, WhoAmI
 from modeldeck.core.environments.models import EnvironmentPublic, EnvironmentsPublic
@@ -42,7 +43,15 @@ from modeldeck.core.registry.models import (
     ModelVersionPublic,
     ModelVersionsPublic,
 )
-from modeldeck.core.rollouts.models import DeploymentPublic, DeploymentsPublic, DeploymentState
+from modeldeck.core.rollouts.models import (
+    ApprovalRequest,
+    Decision,
+    DeploymentPublic,
+    DeploymentsPublic,
+    DeploymentState,
+    PromoteRequest,
+    RollbackRequest,
+)
 from modeldeck.core.rollouts.queries import StatusRow
 
 # Not imported from api.routes: that would import every router (and evidently with the
@@ -163,9 +172,15 @@ class ModeldeckClient:
         adapter: TypeAdapter[list[T]] = _adapter(list[item])  # type: ignore[valid-type]
         return adapter.validate_json(self.request("GET", API_PREFIX + path, params=params).content)
 
-    def _post(self, path: str, schema: type[T], body: BaseModel) -> T:
-        data = body.model_dump(mode="json")
-        response = self.request("POST", API_PREFIX + path, json=data)
+    def _post(
+        self,
+        path: str,
+        schema: type[T],
+        body: BaseModel | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        data = body.model_dump(mode="json") if body is not None else None
+        response = self.request("POST", API_PREFIX + path, json=data, headers=headers)
         return _adapter(schema).validate_json(response.content)
 
     # -- service ----------------------------------------------------------------------------
@@ -287,6 +302,89 @@ class ModeldeckClient:
             DeploymentPublic,
             {"at": at.isoformat(), "model": model},
         )
+
+    # -- rollouts (changes) -----------------------------------------------------------------
+
+    def promote(
+        self,
+        model: str,
+        version: str,
+        environment: str,
+        *,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> DeploymentPublic:
+        """Needs deployer. The answer's `state` says where it stands: `active` (done),
+        `awaiting_approval` or `rolling_out` (poll get_deployment or advance). A retry with the
+        same `idempotency_key` answers the rollout the first call started."""
+        body = PromoteRequest(
+            model=model,
+            version=version,
+            environment=environment,
+            reason=reason,
+            idempotency_key=idempotency_key,
+        )
+        return self._post("/deployments", DeploymentPublic, body)
+
+    def rollback(
+        self,
+        model: str,
+        environment: str,
+        *,
+        to_version: str | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        expected_current_id: int | None = None,
+    ) -> DeploymentPublic:
+        """Back to the previous good version, or to `to_version` from the history. With
+        `expected_current_id`, refused (Conflict) unless that deployment is still active."""
+        body = RollbackRequest(
+            model=model,
+            environment=environment,
+            to_version=to_version,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            expected_current_id=expected_current_id,
+        )
+        return self._post("/rollbacks", DeploymentPublic, body)
+
+    def approve(self, deployment_id: int, *, comment: str = "") -> DeploymentPublic:
+        """Needs approver; never one's own request (two-person rule)."""
+        body = ApprovalRequest(
+            deployment_id=deployment_id, decision=Decision.approve, comment=comment
+        )
+        return self._post("/approvals", DeploymentPublic, body)
+
+    def reject(self, deployment_id: int, *, comment: str = "") -> DeploymentPublic:
+        body = ApprovalRequest(
+            deployment_id=deployment_id, decision=Decision.reject, comment=comment
+        )
+        return self._post("/approvals", DeploymentPublic, body)
+
+    def advance(self, deployment_id: int) -> DeploymentPublic:
+        """Ask the cluster how a rollout is doing now and move it on."""
+        return self._post(f"/deployments/{int(deployment_id)}/advance", DeploymentPublic)
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    def alerts(
+        self, *, status: AlertStatus | None = None, model: str | None = None, limit: int = 200
+    ) -> AlertsPublic:
+        """Alerts, most recently seen first."""
+        params = {"status": str(status) if status else None, "model": model, "limit": limit}
+        return self._get("/alerts", AlertsPublic, params)
+
+    def get_alert(self, alert_id: int) -> AlertPublic:
+        return self._get(f"/alerts/{int(alert_id)}", AlertPublic)
+
+    def snooze(self, alert_id: int, duration: str) -> AlertPublic:
+        """Needs deployer; `duration` like 30m, 2h or 1d (at most 30d)."""
+        body = SnoozeRequest(duration=duration)
+        return self._post(f"/alerts/{int(alert_id)}/snooze", AlertPublic, body)
+
+    def resolve(self, alert_id: int) -> AlertPublic:
+        """Needs deployer; if the problem persists, the next check opens a new alert."""
+        return self._post(f"/alerts/{int(alert_id)}/resolve", AlertPublic)
 
     # -- audit ------------------------------------------------------------------------------
 

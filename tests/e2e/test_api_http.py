@@ -16,6 +16,8 @@ import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from modeldeck.core.alerts import service as alerts
+from modeldeck.core.alerts.models import AlertStatus, Severity
 from modeldeck.core.api.app import create_app
 from modeldeck.core.audit.models import AuditEventsPublic
 from modeldeck.core.auth.models import Role
@@ -129,6 +131,60 @@ def test_end_to_end_through_the_typed_client(world: ApiWorld, base_url: str) -> 
             "model.create",
         ]
         assert all(e.actor == "token:deployer-token" and e.via == "api" for e in trail.data)
+
+
+def test_rollouts_and_alerts_through_the_typed_client(world: ApiWorld, base_url: str) -> None:
+    """Promote, the two-person rule, approve, reject, roll back, snooze and resolve: the
+    changes a CI pipeline or another service makes over HTTP."""
+    deployer = client_as(world, base_url, Role.deployer)
+    approver = client_as(world, base_url, Role.approver)
+    viewer = client_as(world, base_url, Role.viewer)
+    deployer.create_model("fraud-detector", team="risk")
+    for v in ("1.0.0", "1.1.0"):
+        deployer.register_version("fraud-detector", v, image=f"ghcr.io/acme/fraud:{v}")
+    with pytest.raises(Forbidden):
+        viewer.promote("fraud-detector", "1.0.0", "staging")
+    first = deployer.promote("fraud-detector", "1.0.0", "stg", idempotency_key="ci-1")
+    assert first.state == DeploymentState.active and first.environment == "staging"
+    assert deployer.promote("fraud-detector", "1.0.0", "stg", idempotency_key="ci-1") == first
+    waiting = approver.promote("fraud-detector", "1.0.0", "prod", reason="ship it")
+    assert waiting.state == DeploymentState.awaiting_approval
+    with pytest.raises(Forbidden, match="two-person rule"):
+        approver.approve(waiting.id)  # the requester never approves their own request
+    with pytest.raises(Forbidden):
+        deployer.approve(waiting.id)  # a deployer is no approver
+    admin = client_as(world, base_url, Role.admin)
+    assert admin.approve(waiting.id, comment="lgtm").state == DeploymentState.active
+    with pytest.raises(Conflict):
+        admin.reject(waiting.id)  # already decided
+    assert deployer.promote("fraud-detector", "1.1.0", "staging").state == DeploymentState.active
+    back = deployer.rollback("fraud-detector", "staging", reason="latency")
+    assert (back.version, back.kind) == ("1.0.0", "rollback")
+    with pytest.raises(Conflict):
+        deployer.rollback("fraud-detector", "staging", expected_current_id=first.id)
+    assert deployer.get_deployment(back.id) == back
+    assert deployer.advance(back.id).state == DeploymentState.active
+
+    with Session(world.engine) as session:
+        alert = alerts.fire(
+            session,
+            settings=world.settings,
+            rule="drift",
+            severity=Severity.warning,
+            summary="input drift on fraud-detector 1.0.0",
+            details={},
+            clock=world.clock,
+        )
+        assert alert.id is not None
+        alert_id = alert.id
+    assert [a.id for a in viewer.alerts(status=AlertStatus.firing).data] == [alert_id]
+    with pytest.raises(Forbidden):
+        viewer.snooze(alert_id, "1h")
+    with pytest.raises(InvalidInput):
+        deployer.snooze(alert_id, "forever")
+    assert deployer.snooze(alert_id, "2h").status == AlertStatus.snoozed
+    assert deployer.resolve(alert_id).status == AlertStatus.resolved
+    assert viewer.get_alert(alert_id).status == AlertStatus.resolved
 
 
 def test_error_answers_become_core_exceptions(world: ApiWorld, base_url: str) -> None:

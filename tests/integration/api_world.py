@@ -14,6 +14,7 @@ from modeldeck.core.api.app import create_app
 from modeldeck.core.auth import service as auth
 from modeldeck.core.auth.models import SYSTEM, Role
 from modeldeck.core.clock import FixedClock
+from modeldeck.core.config import Settings
 from modeldeck.core.environments import service as environments
 from tests.conftest import make_settings
 
@@ -25,6 +26,7 @@ class ApiWorld:
     app: FastAPI
     engine: Engine
     clock: FixedClock
+    settings: Settings
     tokens: dict[Role, str] = field(default_factory=dict)
     token_ids: dict[Role, int] = field(default_factory=dict)
 
@@ -36,7 +38,10 @@ def build(engine: Engine, tmp_path: Path, clock: FixedClock, **overrides: Any) -
     """Environments synced, one token per role (created by the system, like the CLI would)."""
     settings = make_settings(tmp_path, api={"max_body_bytes": SMALL_BODY_LIMIT}, **overrides)
     world = ApiWorld(
-        app=create_app(settings, engine=engine, clock=clock), engine=engine, clock=clock
+        app=create_app(settings, engine=engine, clock=clock),
+        engine=engine,
+        clock=clock,
+        settings=settings,
     )
     with Session(engine, expire_on_commit=False) as session:
         environments.sync(session, settings, clock=clock)
