@@ -1,28 +1,27 @@
-"""The one bolt App: Web API client, request verification, the Actor middleware, the error
-handler, and every listener.
+"""The one bolt App: Web API client, request verification, the replay guard, the error handler,
+and every listener.
 
 Both transports use it: Socket Mode (bot/server.run_socket_mode) and HTTP (bot/server.py,
-slack_bolt's FastAPI adapter under uvicorn).
+under uvicorn).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.error import BoltError
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy.engine import Engine
 
 from modeldeck.bot import errors
 from modeldeck.bot.context import BotDeps
-from modeldeck.bot.identity import GroupDirectory, is_home_team, slack_actor, user_team
+from modeldeck.bot.identity import GroupDirectory
 from modeldeck.bot.listeners import actions, commands
-from modeldeck.bot.pacing import lazy_executor
-from modeldeck.bot.replay import ReplayCache, replay_guard
+from modeldeck.bot.replay import ReplayCache, ReplayGuard
 from modeldeck.core import logs
 from modeldeck.core.clock import Clock, utcnow
 from modeldeck.core.config import Settings, SlackConfig
@@ -97,9 +96,9 @@ def create_app(
     deps = build_deps(settings, engine, client, clock=clock)
     deps.directory.refresh()  # user-group roles known before the first request (if any)
     if http:
-        app.use(replay_guard(ReplayCache()))
-    app.use(actor_middleware(deps))
-    app.error(errors.on_error)
+        app.use(ReplayGuard(ReplayCache()))
+    app.use(ShareDeps(deps))
+    app.error(errors.error_handler(deps.pool))
     commands.register(app)
     actions.register(app)
     return app
@@ -115,35 +114,28 @@ def _bolt_app(slack: SlackConfig, client: WebClient, http: bool) -> App:
         client=client,
         signing_secret=slack.signing_secret.get_secret_value() if slack.signing_secret else "",
         request_verification_enabled=http,
-        # ack() runs in the request thread and returns at once; the work is lazy listeners,
-        # at most pacing.LAZY_WORKERS at a time.
+        # ack() runs where the request is dispatched (the event loop, in HTTP mode) and
+        # returns at once; the work goes to the lazy pool (bot/context.py, bot/pacing.py).
         process_before_response=True,
-        listener_executor=lazy_executor(),
     )
 
 
-def actor_middleware(deps: BotDeps) -> Callable[..., Any]:
-    """Resolve the Slack user to an Actor (no Slack call on the request path) and hand the
-    shared dependencies to the listeners. The bot's own workspace comes from auth.test
-    (bolt's authorization, done once at start)."""
-    allowed = deps.settings.slack.allowed_teams
+class ShareDeps(Middleware):
+    """Hand the shared dependencies to the listeners. Who is asking is resolved on the lazy
+    pool (bot/context.py): the ack path is bolt's checks, the replay guard and this.
 
-    def resolve_actor(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:  # noqa: A002 - bolt's name
-        user = context.user_id or ""
-        request_id = body.get("trigger_id") or body.get("action_ts")
-        bot_team = context.authorize_result.team_id if context.authorize_result else None
-        team = user_team(body)
-        home = is_home_team(team, bot_team, allowed)
-        if not home:
-            log.info("slack.foreign_team", user=user, team=team, bot_team=bot_team)
-        context["deps"] = deps
-        context["actor"] = slack_actor(
-            deps.settings.roles,
-            deps.directory,
-            user,
-            request_id=str(request_id) if request_id else None,
-            home_team=home,
-        )
-        next()
+    A Middleware, not a function: bolt builds the arguments of a function middleware anew
+    for every request."""
 
-    return resolve_actor
+    def __init__(self, deps: BotDeps) -> None:
+        self.deps = deps
+
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],  # noqa: A002 - bolt's name
+    ) -> BoltResponse | None:
+        req.context["deps"] = self.deps
+        return next()

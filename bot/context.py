@@ -1,8 +1,13 @@
 """What a listener works with: the process-wide dependencies and one turn of conversation.
 
-Listeners ack at once; the work runs in a lazy listener on another thread (bolt copies the
-request context for it). `lazy(...)` turns a `handler(turn)` into such a lazy listener that
-also sends failures to the one error handler and writes the audit event for the turn.
+Every listener acks at once and leaves the work to the lazy pool (bot/pacing.py).
+`ack_first(...)` turns a `handler(turn)` into such a listener; on the pool it resolves who is
+asking, runs the handler, sends failures to the one error handler and writes the audit event
+for the turn.
+
+Not bolt's `lazy=[...]` listeners: for those bolt deep-copies the request, whose context holds
+a Web API client and half a dozen helpers built around it — most of the cost of an ack. The
+request thread is done with the request once it is acked, so the pool takes it as it is.
 """
 
 from __future__ import annotations
@@ -11,17 +16,19 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import structlog
-from slack_bolt import BoltContext
+from slack_bolt import Ack, BoltContext
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from modeldeck.bot import errors
-from modeldeck.bot.identity import GroupDirectory
+from modeldeck.bot.identity import GroupDirectory, request_actor
+from modeldeck.bot.pacing import LazyPool
 from modeldeck.core import db, logs
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import Actor
@@ -35,16 +42,14 @@ Message = dict[str, Any]
 
 @dataclass(frozen=True)
 class BotDeps:
-    """Shared by every request: settings, database, clock, the user-group cache."""
+    """Shared by every request: settings, database, clock, the user-group cache, the pool the
+    work runs on."""
 
     settings: Settings
     engine: Engine
     directory: GroupDirectory
     clock: Clock = utcnow
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> BotDeps:
-        # bolt deep-copies the context for lazy listeners; these are shared and thread-safe.
-        return self
+    pool: LazyPool = field(default_factory=LazyPool)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -87,10 +92,13 @@ class Turn:
         return str(self.body.get("trigger_id") or "")
 
     def session(self) -> AbstractContextManager[Session]:
+        # Acks first (bot/pacing.py); before the session, so no transaction waits with it.
+        self.deps.pool.gate.step_aside()
         return self.deps.session()
 
     def reply(self, message: Message, *, public: bool = False, replace: bool = False) -> None:
         """Answer through the response_url: ephemeral unless `public`."""
+        self.deps.pool.gate.step_aside()
         response = self.respond(
             text=message["text"],
             blocks=message.get("blocks"),
@@ -104,48 +112,62 @@ class Turn:
 
 
 Handler = Callable[[Turn], None]
-LazyListener = Callable[[dict[str, Any], BoltContext, WebClient, Respond, logging.Logger], None]
+Listener = Callable[[Ack, dict[str, Any], BoltContext, WebClient, Respond, logging.Logger], None]
 
 
-def lazy(kind: Literal["command", "action"]) -> Callable[[Handler], LazyListener]:
-    """Make `handler(turn)` a bolt lazy listener with error reporting and an audit event."""
+def ack_first(kind: Literal["command", "action"]) -> Callable[[Handler], Listener]:
+    """Make `handler(turn)` a bolt listener that acks, then runs the handler on the lazy pool
+    with the person's Actor, error reporting and an audit event."""
 
-    def wrap(handler: Handler) -> LazyListener:
-        def run(
+    def wrap(handler: Handler) -> Listener:
+        def listener(
+            ack: Ack,
             body: dict[str, Any],
             context: BoltContext,
             client: WebClient,
             respond: Respond,
             logger: logging.Logger,
         ) -> None:
-            turn = Turn(
-                deps=context["deps"],
-                actor=context["actor"],
-                body=body,
-                client=client,
-                respond=respond,
-                logger=logger,
+            ack()
+            deps: BotDeps = context["deps"]
+            deps.pool.submit(
+                partial(run, handler, kind, deps, body, context, client, respond, logger)
             )
-            structlog.contextvars.bind_contextvars(
-                request_id=turn.actor.request_id, slack_user=turn.user_id
-            )
-            outcome, problem = "ok", None
-            try:
-                handler(turn)
-            except Exception as exc:  # every failure gets an answer, never silence
-                outcome = "refused" if isinstance(exc, ModeldeckError) else "error"
-                problem = str(exc)
-                errors.report(exc, turn.respond, turn.logger)
-            finally:
-                record_turn(turn, kind, outcome, problem)
-                structlog.contextvars.unbind_contextvars("request_id", "slack_user")
 
-        # bolt names lazy functions after __name__ (and injects arguments by run's signature)
-        run.__name__ = handler.__name__
-        run.__qualname__ = handler.__qualname__
-        return run
+        # bolt injects arguments by the listener's signature and logs it by __name__
+        listener.__name__ = handler.__name__
+        listener.__qualname__ = handler.__qualname__
+        return listener
 
     return wrap
+
+
+def run(
+    handler: Handler,
+    kind: str,
+    deps: BotDeps,
+    body: dict[str, Any],
+    context: BoltContext,
+    client: WebClient,
+    respond: Respond,
+    logger: logging.Logger,
+) -> None:
+    """One turn, on the lazy pool: who is asking (role, groups, workspace), then the work."""
+    actor = request_actor(
+        deps.settings.roles, deps.directory, deps.settings.slack.allowed_teams, body, context
+    )
+    turn = Turn(deps=deps, actor=actor, body=body, client=client, respond=respond, logger=logger)
+    structlog.contextvars.bind_contextvars(request_id=actor.request_id, slack_user=turn.user_id)
+    outcome, problem = "ok", None
+    try:
+        handler(turn)
+    except Exception as exc:  # every failure gets an answer, never silence
+        outcome = "refused" if isinstance(exc, ModeldeckError) else "error"
+        problem = str(exc)
+        errors.report(exc, turn.respond, turn.logger)
+    finally:
+        record_turn(turn, kind, outcome, problem)
+        structlog.contextvars.unbind_contextvars("request_id", "slack_user")
 
 
 def record_turn(turn: Turn, kind: str, outcome: str, problem: str | None) -> None:

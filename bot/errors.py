@@ -1,16 +1,19 @@
 """The one error handler: domain errors become a friendly ephemeral answer, bugs a short apology.
 
 Registered as bolt's global error handler (failures before or during the ack) and called by
-every lazy listener (bolt does not route lazy-listener failures to the global handler).
+every turn on the lazy pool (bolt does not see those failures).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from slack_bolt.context.respond import Respond
 
+from modeldeck.bot.pacing import LazyPool
 from modeldeck.bot.parser import ParseError
 from modeldeck.core import logs
 from modeldeck.core.errors import (
@@ -82,8 +85,13 @@ def report(error: Exception, respond: Respond | None, logger: logging.Logger | N
         log.warning("slack.respond_failed", error=repr(exc))
 
 
-def on_error(
-    error: Exception, respond: Respond | None = None, logger: logging.Logger | None = None
-) -> None:
-    """bolt's global error handler (arguments are injected by name)."""
-    report(error, respond, logger)
+def error_handler(pool: LazyPool) -> Callable[..., None]:
+    """bolt's global error handler. It runs on the ack path, which never waits on Slack: the
+    answer is sent from the lazy pool."""
+
+    def on_error(
+        error: Exception, respond: Respond | None = None, logger: logging.Logger | None = None
+    ) -> None:  # arguments are injected by name
+        pool.submit(partial(report, error, respond, logger))
+
+    return on_error

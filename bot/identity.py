@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -125,6 +126,31 @@ def user_team(body: dict[str, Any]) -> str | None:
 def is_home_team(team: str | None, bot_team: str | None, allowed: list[str]) -> bool:
     """The person's workspace is the bot's own or an allowed one (unknown: no)."""
     return team is not None and (team == bot_team or team in allowed)
+
+
+def request_actor(
+    roles: RolesConfig,
+    directory: GroupDirectory,
+    allowed_teams: list[str],
+    body: dict[str, Any],
+    context: BoltContext,
+) -> Actor:
+    """The Actor behind one command or click. The bot's own workspace comes from auth.test
+    (bolt's authorization, done once at start); the request id is Slack's trigger id."""
+    user = context.user_id or ""
+    request_id = body.get("trigger_id") or body.get("action_ts")
+    bot_team = context.authorize_result.team_id if context.authorize_result else None
+    team = user_team(body)
+    home = is_home_team(team, bot_team, allowed_teams)
+    if not home:
+        log.info("slack.foreign_team", user=user, team=team, bot_team=bot_team)
+    return slack_actor(
+        roles,
+        directory,
+        user,
+        request_id=str(request_id) if request_id else None,
+        home_team=home,
+    )
 
 
 def slack_actor(

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 
 from modeldeck.core import logs
 
@@ -61,22 +62,30 @@ class ReplayCache:
                 del self._seen[key]
 
 
-def replay_guard(cache: ReplayCache) -> Callable[..., BoltResponse | None]:
-    """bolt middleware (after bolt's own signature check): refuse a request seen before."""
+class ReplayGuard(Middleware):
+    """bolt middleware (after bolt's own signature check): refuse a request seen before.
 
-    def refuse_replays(req: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:  # noqa: A002 - bolt's name
+    A Middleware, not a function: it runs before every ack, and bolt builds the arguments of
+    a function middleware anew for every request."""
+
+    def __init__(self, cache: ReplayCache) -> None:
+        self.cache = cache
+
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],  # noqa: A002 - bolt's name
+    ) -> BoltResponse | None:
         timestamp = _header(req, "x-slack-request-timestamp")
         signature = _header(req, "x-slack-signature")
         if req.mode == "socket_mode" or not timestamp or not signature:
-            next()  # Socket Mode: nothing is signed, the websocket is the authentication
-            return None
-        if not cache.first_time(timestamp, signature):
+            return next()  # Socket Mode: nothing is signed, the websocket is the authentication
+        if not self.cache.first_time(timestamp, signature):
             log.warning("slack.replay_refused", timestamp=timestamp)
             return BoltResponse(status=401, body={"error": "invalid request"})
-        next()
-        return None
-
-    return refuse_replays
+        return next()
 
 
 def _header(req: BoltRequest, name: str) -> str | None:

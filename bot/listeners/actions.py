@@ -9,11 +9,11 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from modeldeck.bot import pending
-from modeldeck.bot.context import Message, Turn, lazy, log
+from modeldeck.bot.context import Message, Turn, ack_first, log
 from modeldeck.bot.ids import ActionId
 from modeldeck.core.alerts import service as alerts
 from modeldeck.core.alerts.models import AlertStatus
@@ -27,26 +27,22 @@ from modeldeck.core.rollouts.models import Decision, DeploymentPublic, Deploymen
 
 
 def register(app: App) -> None:
-    app.action(ActionId.approve.value)(ack=acknowledge, lazy=[approve])
-    app.action(ActionId.reject.value)(ack=acknowledge, lazy=[reject])
-    app.action(ActionId.rollback.value)(ack=acknowledge, lazy=[rollback_from_alert])
-    app.action(ActionId.confirm_rollback.value)(ack=acknowledge, lazy=[confirm_rollback])
-    app.action(ActionId.cancel.value)(ack=acknowledge, lazy=[cancel])
-    app.action(ActionId.snooze_1h.value)(ack=acknowledge, lazy=[snooze_1h])
+    app.action(ActionId.approve.value)(approve)
+    app.action(ActionId.reject.value)(reject)
+    app.action(ActionId.rollback.value)(rollback_from_alert)
+    app.action(ActionId.confirm_rollback.value)(confirm_rollback)
+    app.action(ActionId.cancel.value)(cancel)
+    app.action(ActionId.snooze_1h.value)(snooze_1h)
     # A link button opens the dashboard in the browser; Slack still sends the click.
-    app.action(ActionId.open_dashboard.value)(ack=acknowledge, lazy=[open_dashboard])
+    app.action(ActionId.open_dashboard.value)(open_dashboard)
 
 
-def acknowledge(ack: Ack) -> None:
-    ack()
-
-
-@lazy("action")
+@ack_first("action")
 def approve(turn: Turn) -> None:
     decide(turn, Decision.approve)
 
 
-@lazy("action")
+@ack_first("action")
 def reject(turn: Turn) -> None:
     decide(turn, Decision.reject)
 
@@ -85,7 +81,7 @@ def _already_decided(dep: DeploymentPublic) -> Conflict:
     )
 
 
-@lazy("action")
+@ack_first("action")
 def open_dashboard(turn: Turn) -> None:
     """Nothing to do but the audit event (who opened what, from which message)."""
     action = (turn.body.get("actions") or [{}])[0]
@@ -95,7 +91,7 @@ def open_dashboard(turn: Turn) -> None:
         turn.audit_details["message_ts"] = ts
 
 
-@lazy("action")
+@ack_first("action")
 def rollback_from_alert(turn: Turn) -> None:
     """Roll back the version an alert is about; refused if that version no longer runs.
 
@@ -154,7 +150,7 @@ def rollback_from_alert(turn: Turn) -> None:
     turn.reply(message)
 
 
-@lazy("action")
+@ack_first("action")
 def confirm_rollback(turn: Turn) -> None:
     """The slash command's confirmation: run the rollback it described, from the deployment
     it described (Conflict, nothing changed, when another change came first)."""
@@ -187,12 +183,12 @@ def confirm_rollback(turn: Turn) -> None:
     turn.reply(message, public=True)
 
 
-@lazy("action")
+@ack_first("action")
 def cancel(turn: Turn) -> None:
     turn.respond(text="Cancelled; nothing changed.", replace_original=True)
 
 
-@lazy("action")
+@ack_first("action")
 def snooze_1h(turn: Turn) -> None:
     alert_id = _int_value(turn)
     turn.audit_target = f"alert:{alert_id}"

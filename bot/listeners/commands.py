@@ -1,4 +1,4 @@
-"""`/modeldeck …`: ack at once, then parse and answer from a lazy listener.
+"""`/modeldeck …`: ack at once, then parse and answer on the lazy pool.
 
 Every verb calls the same core functions as the API and the CLI; roles, the two-person rule,
 channel binding and state checks happen there, and their errors reach the person through the
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from sqlmodel import Session
 
 from modeldeck.bot import blocks
-from modeldeck.bot.context import Turn, lazy
+from modeldeck.bot.context import Turn, ack_first
 from modeldeck.bot.ids import COMMAND
 from modeldeck.bot.parser import (
     Alerts,
@@ -44,15 +44,10 @@ from modeldeck.core.rollouts import service as rollouts
 
 
 def register(app: App) -> None:
-    app.command(COMMAND)(ack=acknowledge, lazy=[run_command])
+    app.command(COMMAND)(run_command)
 
 
-def acknowledge(ack: Ack) -> None:
-    """Slack wants an answer within 3 s: give it now, the work follows."""
-    ack()
-
-
-@lazy("command")
+@ack_first("command")
 def run_command(turn: Turn) -> None:
     text = str(turn.body.get("text") or "")
     command = parse(text, resolve_env=partial(environments.resolve_name, turn.settings))

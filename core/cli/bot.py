@@ -67,6 +67,7 @@ def bot(
 
         api = create_api(settings, engine=cli.engine)
         server.mount(api, app)
+        server.settle()
         uvicorn.run(
             api,
             host=bind,
