@@ -6,7 +6,15 @@ from fastapi import APIRouter, Query
 
 from modeldeck.core.alerts import service
 from modeldeck.core.alerts.models import AlertPublic, AlertsPublic, AlertStatus, SnoozeRequest
-from modeldeck.core.api.deps import ClockDep, CurrentActor, SessionDep, SettingsDep, Viewer
+from modeldeck.core.api.deps import (
+    ClockDep,
+    CurrentActor,
+    EngineDep,
+    SessionDep,
+    SettingsDep,
+    Viewer,
+    read,
+)
 from modeldeck.core.auth.models import Role
 from modeldeck.core.auth.service import require
 
@@ -14,21 +22,21 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
 @router.get("", response_model=AlertsPublic)
-def list_alerts(
-    session: SessionDep,
+async def list_alerts(
+    engine: EngineDep,
     _: Viewer,
     status: AlertStatus | None = None,
     model: str | None = Query(None, max_length=64),
     limit: int = Query(200, ge=1, le=1000),
 ) -> AlertsPublic:
     """Alerts, most recently seen first."""
-    data = service.list_alerts(session, status=status, model=model, limit=limit)
+    data = await read(engine, service.list_alerts, status=status, model=model, limit=limit)
     return AlertsPublic(data=data, count=len(data))
 
 
 @router.get("/{alert_id}", response_model=AlertPublic)
-def get_alert(alert_id: int, session: SessionDep, _: Viewer) -> AlertPublic:
-    return service.get_alert(session, alert_id)
+async def get_alert(alert_id: int, engine: EngineDep, _: Viewer) -> AlertPublic:
+    return await read(engine, service.get_alert, alert_id)
 
 
 @router.post("/{alert_id}/snooze", response_model=AlertPublic)

@@ -7,6 +7,7 @@ domain errors keep their status (404/403/409/422/503), validation errors add `fi
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import structlog
@@ -22,6 +23,7 @@ from starlette.responses import Response
 from modeldeck.core import __version__
 from modeldeck.core.api.middleware import BodyLimit, RequestContext
 from modeldeck.core.api.routes import API_PREFIX, include_routers
+from modeldeck.core.auth.service import TokenCache
 from modeldeck.core.clock import Clock, utcnow
 from modeldeck.core.config import Settings
 from modeldeck.core.db import make_engine, ping
@@ -112,6 +114,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.clock = clock
+    app.state.token_cache = TokenCache()
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["service"], include_in_schema=False)
@@ -140,6 +143,18 @@ def create_app(
     return app
 
 
+def freeze_startup_heap() -> None:
+    """Exempt everything alive after startup from the garbage collector's full passes.
+
+    The server process holds ~200k long-lived objects (FastAPI, SQLAlchemy, pydantic, the
+    libraries behind them); each full collection walked them all, a 90-170 ms pause that
+    every request in flight waited for: the API's p99. Frozen, a full pass only walks what
+    requests created. Call once, just before serving.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_environment() -> FastAPI:
     """The app for `uvicorn --factory` and `modeldeck api --workers N`: each worker process
     reads the configuration (MODELDECK_CONFIG / MODELDECK_*) and sets up logging itself."""
@@ -148,4 +163,6 @@ def app_from_environment() -> FastAPI:
 
     settings = load_settings()
     logs.configure(settings.log_format, settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app

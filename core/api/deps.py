@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 from weakref import WeakKeyDictionary
 
 import anyio
@@ -20,6 +20,9 @@ from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import Clock
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import Unauthorized
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `modeldeck token create`")
 
@@ -43,6 +46,11 @@ async def get_clock(request: Request) -> Clock:
     return clock
 
 
+async def get_token_cache(request: Request) -> auth.TokenCache:
+    cache: auth.TokenCache = request.app.state.token_cache
+    return cache
+
+
 # One semaphore per (event loop, engine), sized like the engine's connection pool.
 _db_slots: WeakKeyDictionary[
     asyncio.AbstractEventLoop, WeakKeyDictionary[Engine, asyncio.Semaphore]
@@ -51,7 +59,10 @@ _db_slots = WeakKeyDictionary()
 
 
 def _slots(engine: Engine) -> asyncio.Semaphore:
-    per_engine = _db_slots.setdefault(asyncio.get_running_loop(), WeakKeyDictionary())
+    loop = asyncio.get_running_loop()
+    per_engine = _db_slots.get(loop)
+    if per_engine is None:
+        per_engine = _db_slots[loop] = WeakKeyDictionary()
     slots = per_engine.get(engine)
     if slots is None:
         slots = per_engine[engine] = asyncio.Semaphore(db.max_connections(engine))
@@ -59,7 +70,7 @@ def _slots(engine: Engine) -> asyncio.Semaphore:
 
 
 async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
-    """A session for one request, admitted only while the pool has a connection free.
+    """A session for one (writing) request, admitted only while the pool has a connection free.
 
     Sync routes run in a thread pool (40 threads) and need a second thread to serialise their
     answer while still holding their connection. With more requests than pooled connections,
@@ -80,21 +91,52 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
                 await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
 
 
+async def read(
+    engine: Engine,
+    query: Callable[Concatenate[Session, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`query(session, ...)` in a session of its own, opened, used and closed in one worker
+    thread, admitted like `get_session` while the pool has a connection free.
+
+    Read routes are `async def` and call this: one thread hop per request. A plain `def`
+    route with `SessionDep` costs three or four (the route, the validation of its answer,
+    which FastAPI runs in the pool for a sync route, and on PostgreSQL the session's close),
+    plus a generator dependency, and under load every hop waits for the GIL behind the
+    others. The answer is validated on the event loop, where it is cheap: it already is an
+    instance of the response model. `query` must not write (see db.read_session).
+    """
+
+    def run() -> T:
+        with db.read_session(engine) as session:
+            return query(session, *args, **kwargs)
+
+    async with _slots(engine):
+        return await anyio.to_thread.run_sync(run)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+TokenCacheDep = Annotated[auth.TokenCache, Depends(get_token_cache)]
 
 
-def get_actor(
+async def get_actor(
     request: Request,
-    session: SessionDep,
-    clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """The token's owner (a database lookup, so a plain `def`: it runs in the thread pool)."""
+    """The token's owner: from the token cache on the event loop, else looked up in the
+    database in the thread pool (see auth.TokenCache for how soon a revocation applies).
+    The app's state is read directly: each sub-dependency costs FastAPI more than that."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token", hint="send 'Authorization: Bearer <token>'")
-    actor = auth.authenticate(session, credentials.credentials, clock=clock)
+    state = request.app.state
+    token, clock, cache = credentials.credentials, state.clock, state.token_cache
+    actor = cache.actor(token, clock=clock)
+    if actor is None:
+        actor = await read(state.engine, auth.authenticate, token, clock=clock, cache=cache)
     request_id = getattr(request.state, "request_id", None)
     return Actor(name=actor.name, role=actor.role, via="api", request_id=request_id)
 

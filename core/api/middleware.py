@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -44,7 +44,7 @@ class RequestContext:
             return
         headers = dict(scope.get("headers") or [])
         raw = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = raw if raw and raw.isprintable() else uuid.uuid4().hex[:16]
+        request_id = raw if raw and raw.isprintable() else secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
         status = 500

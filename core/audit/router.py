@@ -6,7 +6,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Query
 
-from modeldeck.core.api.deps import SessionDep, Viewer
+from modeldeck.core.api.deps import EngineDep, Viewer, read
 from modeldeck.core.audit import service
 from modeldeck.core.audit.models import AuditEventsPublic
 
@@ -14,8 +14,8 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get("", response_model=AuditEventsPublic)
-def search_audit(
-    session: SessionDep,
+async def search_audit(
+    engine: EngineDep,
     _: Viewer,
     actor: str | None = None,
     action: str | None = None,
@@ -26,8 +26,9 @@ def search_audit(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> AuditEventsPublic:
-    return service.search(
-        session,
+    return await read(
+        engine,
+        service.search,
         actor=actor,
         action=action,
         target=target,

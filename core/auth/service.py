@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -147,15 +151,78 @@ def list_tokens(session: Session) -> list[ApiTokenPublic]:
     return [_public(t) for t in session.exec(select(ApiToken).order_by(ApiToken.id)).all()]
 
 
-def authenticate(session: Session, token: str, *, clock: Clock = utcnow) -> Actor:
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a valid token resolves to."""
+
+    name: str
+    role: Role
+    expires_at: datetime | None
+
+
+class TokenCache:
+    """Tokens recently found valid, so that most API requests authenticate without a query.
+
+    An entry is trusted for `ttl` seconds: a token revoked through this process's API is
+    refused at once (the route calls `clear`), one revoked elsewhere (the CLI, another API
+    worker) at most `ttl` seconds later. Expiry is checked on every use against the request's
+    clock. Unknown and revoked tokens are never cached, so guessing fills nothing.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 5.0,
+        max_entries: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._monotonic = monotonic
+        self._grants: dict[str, tuple[TokenGrant, float]] = {}  # hash -> (grant, read at)
+        self._lock = threading.Lock()  # filled from worker threads, read on the event loop
+        self.generation = 0  # moves on every clear: a lookup that began before is not kept
+
+    def actor(self, token: str, *, clock: Clock = utcnow) -> Actor | None:
+        """The token's actor if it is cached and fresh (raises if it has expired), else None."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        cached = self._grants.get(hash_token(token))
+        if cached is None or self._monotonic() - cached[1] >= self.ttl:
+            return None
+        return _actor(cached[0], clock)
+
+    def put(self, digest: str, grant: TokenGrant, generation: int) -> None:
+        """Keep a grant read from the database, unless `clear` ran since the read began."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            now = self._monotonic()
+            if len(self._grants) >= self.max_entries:
+                self._grants = {k: v for k, v in self._grants.items() if now - v[1] < self.ttl}
+                if len(self._grants) >= self.max_entries:
+                    self._grants = {}
+            self._grants[digest] = (grant, now)
+
+    def clear(self) -> None:
+        """Forget every token (after a revocation: the next request reads the database)."""
+        with self._lock:
+            self._grants = {}
+            self.generation += 1
+
+
+def authenticate(
+    session: Session, token: str, *, clock: Clock = utcnow, cache: TokenCache | None = None
+) -> Actor:
     """Resolve a bearer token to an Actor, or raise Unauthorized (same message for all cases
-    but expiry/revocation, which a user can act on)."""
+    but expiry/revocation, which a user can act on). A valid token is put in `cache`."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("invalid API token")
-    # Four columns, not the ORM object: this runs on every API request.
+    digest = hash_token(token)
+    generation = cache.generation if cache is not None else 0
+    # Four columns, not the ORM object: this runs on every API request the cache misses.
     row = session.exec(
         select(ApiToken.name, ApiToken.role, ApiToken.revoked_at, ApiToken.expires_at).where(
-            ApiToken.hash == hash_token(token)
+            ApiToken.hash == digest
         )
     ).first()
     if row is None:
@@ -163,9 +230,21 @@ def authenticate(session: Session, token: str, *, clock: Clock = utcnow) -> Acto
     name, role, revoked_at, expires_at = row
     if revoked_at is not None:
         raise Unauthorized("this API token was revoked")
-    if expires_at is not None and as_utc(expires_at) <= clock():
+    grant = TokenGrant(
+        name=name,
+        role=Role(role),
+        expires_at=as_utc(expires_at) if expires_at is not None else None,
+    )
+    actor = _actor(grant, clock)
+    if cache is not None:
+        cache.put(digest, grant, generation)
+    return actor
+
+
+def _actor(grant: TokenGrant, clock: Clock) -> Actor:
+    if grant.expires_at is not None and grant.expires_at <= clock():
         raise Unauthorized("this API token has expired")
-    return Actor(name=f"token:{name}", role=Role(role), via="api")
+    return Actor(name=f"token:{grant.name}", role=grant.role, via="api")
 
 
 def _public(row: ApiToken) -> ApiTokenPublic:

@@ -105,7 +105,8 @@ def token_revoke(
     ctx: typer.Context,
     token_id: Annotated[int, typer.Argument(help="The id from `modeldeck token list`.")],
 ) -> None:
-    """Revoke an API token: it is refused from the next request on.
+    """Revoke an API token: running API servers refuse it within 5 seconds (the time each
+    trusts a token it has checked).
 
     Example: modeldeck token revoke 3
     """
@@ -133,7 +134,7 @@ def api(
     import uvicorn
 
     from modeldeck.core import logs
-    from modeldeck.core.api.app import create_app
+    from modeldeck.core.api.app import create_app, freeze_startup_heap
     from modeldeck.core.config import CONFIG_ENV
 
     cli = context.get(ctx)
@@ -147,7 +148,9 @@ def api(
         "log_config": None,
     }  # our handler renders uvicorn's lines too
     if workers == 1:
-        uvicorn.run(create_app(settings, engine=engine), **bind, **common)
+        app = create_app(settings, engine=engine)
+        freeze_startup_heap()
+        uvicorn.run(app, **bind, **common)
         return
     engine.dispose()
     if cli.config_path:  # the workers read the same file

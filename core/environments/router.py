@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from modeldeck.core.api.deps import SessionDep, Viewer
+from modeldeck.core.api.deps import EngineDep, Viewer, read
 from modeldeck.core.environments import service
 from modeldeck.core.environments.models import EnvironmentPublic, EnvironmentsPublic
 
@@ -12,10 +12,10 @@ router = APIRouter(prefix="/environments", tags=["environments"])
 
 
 @router.get("", response_model=EnvironmentsPublic)
-def list_environments(session: SessionDep, _: Viewer) -> EnvironmentsPublic:
-    return service.list_environments(session)
+async def list_environments(engine: EngineDep, _: Viewer) -> EnvironmentsPublic:
+    return await read(engine, service.list_environments)
 
 
 @router.get("/{name}", response_model=EnvironmentPublic)
-def get_environment(name: str, session: SessionDep, _: Viewer) -> EnvironmentPublic:
-    return service.public(service.get(session, name))
+async def get_environment(name: str, engine: EngineDep, _: Viewer) -> EnvironmentPublic:
+    return await read(engine, lambda s: service.public(service.get(s, name)))

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Query
 
-from modeldeck.core.api.deps import ClockDep, SessionDep, SettingsDep, Viewer
+from modeldeck.core.api.deps import ClockDep, EngineDep, SettingsDep, Viewer, read
 from modeldeck.core.hardware import report, service
 from modeldeck.core.hardware.models import HardwareReport, HardwareStatus
 
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/hardware", tags=["hardware"])
 
 
 @router.get("", response_model=HardwareReport)
-def hardware_report(
-    session: SessionDep,
+async def hardware_report(
+    engine: EngineDep,
     settings: SettingsDep,
     clock: ClockDep,
     _: Viewer,
@@ -37,8 +37,9 @@ def hardware_report(
     fix it)."""
     end = end or clock()
     start = start or end - timedelta(days=days)
-    return report.usage(
-        session,
+    return await read(
+        engine,
+        report.usage,
         settings=settings,
         start=start,
         end=end,
@@ -51,6 +52,6 @@ def hardware_report(
 
 
 @router.get("/status", response_model=HardwareStatus)
-def hardware_status(session: SessionDep, clock: ClockDep, _: Viewer) -> HardwareStatus:
+async def hardware_status(engine: EngineDep, clock: ClockDep, _: Viewer) -> HardwareStatus:
     """Whether GPU metrics are current ("metrics unavailable since …" after a failed scrape)."""
-    return service.status(session, clock=clock)
+    return await read(engine, service.status, clock=clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
 
-from modeldeck.core.api.deps import ClockDep, Deployer, SessionDep, Viewer
+from modeldeck.core.api.deps import ClockDep, Deployer, EngineDep, SessionDep, Viewer, read
 from modeldeck.core.registry import service
 from modeldeck.core.registry.models import (
     ModelCreate,
@@ -19,14 +19,14 @@ router = APIRouter(prefix="/models", tags=["registry"])
 
 
 @router.get("", response_model=ModelsPublic)
-def list_models(
-    session: SessionDep,
+async def list_models(
+    engine: EngineDep,
     _: Viewer,
     team: str | None = None,
     limit: int = Query(500, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> ModelsPublic:
-    return service.list_models(session, team=team, limit=limit, offset=offset)
+    return await read(engine, service.list_models, team=team, limit=limit, offset=offset)
 
 
 @router.post("", response_model=ModelPublic, status_code=status.HTTP_201_CREATED)
@@ -37,19 +37,19 @@ def create_model(
 
 
 @router.get("/{name}", response_model=ModelPublic)
-def get_model(name: str, session: SessionDep, _: Viewer) -> ModelPublic:
-    return service.model_public(service.get_model(session, name))
+async def get_model(name: str, engine: EngineDep, _: Viewer) -> ModelPublic:
+    return await read(engine, service.get_model_public, name)
 
 
 @router.get("/{name}/versions", response_model=ModelVersionsPublic)
-def list_versions(
+async def list_versions(
     name: str,
-    session: SessionDep,
+    engine: EngineDep,
     _: Viewer,
     limit: int = Query(200, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> ModelVersionsPublic:
-    return service.list_versions(session, name, limit=limit, offset=offset)
+    return await read(engine, service.list_versions, name, limit=limit, offset=offset)
 
 
 @router.post(
@@ -62,6 +62,5 @@ def register_version(
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersionPublic)
-def get_version(name: str, version: str, session: SessionDep, _: Viewer) -> ModelVersionPublic:
-    model = service.get_model(session, name)
-    return service.version_public(model, service.get_version(session, model, version))
+async def get_version(name: str, version: str, engine: EngineDep, _: Viewer) -> ModelVersionPublic:
+    return await read(engine, service.get_version_public, name, version)

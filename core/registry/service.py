@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from typing import Any
+
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from modeldeck.core import db
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.auth.service import require
@@ -23,6 +27,53 @@ from modeldeck.core.registry.models import (
     Stage,
 )
 
+# Read paths run statements built once (values bound) through db.run: plain rows, no ORM.
+_MODEL_ID = columns(Model.id).where(Model.name == bindparam("name"))
+_MODEL_PUBLIC = columns(
+    Model.id,
+    Model.name,
+    Model.description,
+    Model.owner,
+    Model.team,
+    Model.task_type,
+    Model.created_at,
+)
+_MODEL_BY_NAME = _MODEL_PUBLIC.where(Model.name == bindparam("name"))
+_MODEL_COUNT = columns(func.count(col(Model.id)))
+_MODEL_PAGE = (
+    _MODEL_PUBLIC.order_by(Model.name).offset(bindparam("offset")).limit(bindparam("limit"))
+)
+_TEAM_COUNT = _MODEL_COUNT.where(Model.team == bindparam("team"))
+_TEAM_PAGE = (
+    _MODEL_PUBLIC.where(Model.team == bindparam("team"))
+    .order_by(Model.name)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_VERSION_COUNT = columns(func.count(col(ModelVersion.id))).where(
+    ModelVersion.model_id == bindparam("model_id")
+)
+_VERSION_PAGE = (
+    columns(
+        ModelVersion.id,
+        ModelVersion.version,
+        ModelVersion.image,
+        ModelVersion.artifact_uri,
+        ModelVersion.reference_data_uri,
+        ModelVersion.training_data_fingerprint,
+        ModelVersion.git_commit,
+        ModelVersion.metrics,
+        ModelVersion.params,
+        ModelVersion.created_by,
+        ModelVersion.created_at,
+        ModelVersion.stage,
+    )
+    .where(ModelVersion.model_id == bindparam("model_id"))
+    .order_by(col(ModelVersion.created_at).desc(), col(ModelVersion.id).desc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+
 
 def get_model(session: Session, name: str) -> Model:
     """The model called `name`, or NotFound naming close matches."""
@@ -33,6 +84,15 @@ def get_model(session: Session, name: str) -> Model:
         hint = f"did you mean {', '.join(close)}?" if close else "`modeldeck models list` shows all"
         raise NotFound(f"no model named {name!r}", hint=hint)
     return model
+
+
+def get_model_id(session: Session, name: str) -> int:
+    """The id of the model called `name` (NotFound as `get_model`), without loading the row."""
+    model_id: int | None = db.run(session, _MODEL_ID, name=name).scalar()
+    if model_id is None:
+        get_model(session, name)  # raises NotFound with a hint
+    assert model_id is not None
+    return model_id
 
 
 def get_version(session: Session, model: Model, version: str) -> ModelVersion:
@@ -53,6 +113,31 @@ def get_version(session: Session, model: Model, version: str) -> ModelVersion:
     return row
 
 
+def get_model_public(session: Session, name: str) -> ModelPublic:
+    row = db.run(session, _MODEL_BY_NAME, name=name).first()
+    if row is None:
+        get_model(session, name)  # raises NotFound with a hint
+    return _model_row_public(row)
+
+
+def _model_row_public(row: Any) -> ModelPublic:
+    id_, name, description, owner, team, task_type, created_at = row
+    return ModelPublic(
+        id=id_,
+        name=name,
+        description=description,
+        owner=owner,
+        team=team,
+        task_type=task_type,
+        created_at=as_utc(created_at),
+    )
+
+
+def get_version_public(session: Session, model_name: str, version: str) -> ModelVersionPublic:
+    model = get_model(session, model_name)
+    return version_public(model, get_version(session, model, version))
+
+
 def model_public(model: Model) -> ModelPublic:
     assert model.id is not None
     return ModelPublic(
@@ -69,12 +154,10 @@ def version_public(model: Model, row: ModelVersion) -> ModelVersionPublic:
 def list_models(
     session: Session, *, team: str | None = None, limit: int = 500, offset: int = 0
 ) -> ModelsPublic:
-    query = select(Model)
-    if team:
-        query = query.where(Model.team == team)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Model.name).offset(offset).limit(limit)).all()
-    return ModelsPublic(data=[model_public(m) for m in rows], count=total)
+    count, page = (_TEAM_COUNT, _TEAM_PAGE) if team else (_MODEL_COUNT, _MODEL_PAGE)
+    total = db.run(session, count, team=team).scalar_one()
+    rows = db.run(session, page, team=team, limit=limit, offset=offset).all()
+    return ModelsPublic(data=[_model_row_public(r) for r in rows], count=total)
 
 
 def create_model(
@@ -105,15 +188,30 @@ def create_model(
 def list_versions(
     session: Session, model_name: str, *, limit: int = 200, offset: int = 0
 ) -> ModelVersionsPublic:
-    model = get_model(session, model_name)
-    query = select(ModelVersion).where(ModelVersion.model_id == model.id)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(ModelVersion.created_at).desc(), col(ModelVersion.id).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return ModelVersionsPublic(data=[version_public(model, r) for r in rows], count=total)
+    model_id = get_model_id(session, model_name)
+    total = db.run(session, _VERSION_COUNT, model_id=model_id).scalar_one()
+    rows = db.run(session, _VERSION_PAGE, model_id=model_id, limit=limit, offset=offset).all()
+    return ModelVersionsPublic(
+        data=[
+            ModelVersionPublic(
+                id=r[0],
+                model=model_name,
+                version=r[1],
+                image=r[2],
+                artifact_uri=r[3],
+                reference_data_uri=r[4],
+                training_data_fingerprint=r[5],
+                git_commit=r[6],
+                metrics=r[7],
+                params=r[8],
+                created_by=r[9],
+                created_at=as_utc(r[10]),
+                stage=r[11],
+            )
+            for r in rows
+        ],
+        count=total,
+    )
 
 
 def register_version(

@@ -16,9 +16,11 @@ from modeldeck.core.api.deps import (
     ClockDep,
     CurrentActor,
     Deployer,
+    EngineDep,
     SessionDep,
     SettingsDep,
     Viewer,
+    read,
 )
 from modeldeck.core.clusters.models import DriftFinding
 from modeldeck.core.errors import InvalidInput
@@ -39,8 +41,8 @@ router = APIRouter(tags=["rollouts"])
 
 
 @router.get("/deployments", response_model=DeploymentsPublic)
-def list_deployments(
-    session: SessionDep,
+async def list_deployments(
+    engine: EngineDep,
     _: Viewer,
     model: str | None = None,
     environment: str | None = None,
@@ -48,29 +50,35 @@ def list_deployments(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> DeploymentsPublic:
-    return queries.history(
-        session, model=model, environment=environment, states=state, limit=limit, offset=offset
+    return await read(
+        engine,
+        queries.history,
+        model=model,
+        environment=environment,
+        states=state,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get("/deployments/{deployment_id}", response_model=DeploymentPublic)
-def get_deployment(deployment_id: int, session: SessionDep, _: Viewer) -> DeploymentPublic:
-    return queries.to_public(session, [queries.get(session, deployment_id)])[0]
+async def get_deployment(deployment_id: int, engine: EngineDep, _: Viewer) -> DeploymentPublic:
+    return await read(engine, queries.get_public, deployment_id)
 
 
 @router.get("/status", response_model=list[queries.StatusRow])
-def fleet_status(
-    session: SessionDep, _: Viewer, model: str | None = None
+async def fleet_status(
+    engine: EngineDep, _: Viewer, model: str | None = None
 ) -> list[queries.StatusRow]:
-    return queries.status(session, model=model)
+    return await read(engine, queries.status, model=model)
 
 
 @router.get("/environments/{name}/running", response_model=list[DeploymentPublic])
-def running_at(
-    name: str, session: SessionDep, _: Viewer, at: datetime, model: str | None = None
+async def running_at(
+    name: str, engine: EngineDep, _: Viewer, at: datetime, model: str | None = None
 ) -> list[DeploymentPublic]:
     """What ran in this environment at time `at` (ISO 8601): "go back in time"."""
-    return queries.running_at(session, environment=name, at=at, model=model)
+    return await read(engine, queries.running_at, environment=name, at=at, model=model)
 
 
 IdempotencyKey = Annotated[

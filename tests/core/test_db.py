@@ -4,8 +4,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import select
+from sqlalchemy import bindparam, text
+from sqlalchemy import select as select_columns
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from modeldeck.core import db
 from modeldeck.core.errors import BackendUnavailable
@@ -71,3 +73,26 @@ def test_session_scope_rolls_back_on_error(tmp_path: Path) -> None:
     with db.session_scope(engine) as session:
         assert session.exec(select(Model)).all() == []
     engine.dispose()
+
+
+def test_read_session_sees_committed_rows_and_gives_back_a_plain_connection(
+    any_engine: Engine,
+) -> None:
+    statement = select_columns(Model.name).where(Model.name == bindparam("name"))
+    with db.read_session(any_engine) as session:
+        raw = session.connection().connection.dbapi_connection
+        assert db.run(session, statement, name="fraud").all() == []
+        with Session(any_engine) as writer:
+            writer.add(Model(name="fraud", team="risk"))
+            writer.commit()
+        assert db.run(session, statement, name="fraud").scalars().all() == ["fraud"]
+    if not db.is_sqlite(any_engine):  # autocommit only while the read had it
+        assert raw is not None and raw.autocommit is False
+
+
+def test_run_flushes_pending_changes_first(any_engine: Engine) -> None:
+    statement = select_columns(Model.team).where(Model.name == bindparam("name"))
+    with Session(any_engine) as session:
+        session.add(Model(name="fraud", team="risk"))
+        assert db.run(session, statement, name="fraud").scalar() == "risk"
+        session.rollback()

@@ -151,3 +151,81 @@ def test_revoking_an_unknown_token_is_not_found(
     with pytest.raises(NotFound, match="no API token with id 999"):
         auth.revoke_token(session, token_id=999, actor=admin)
     assert snapshot(any_engine) == before
+
+
+# --- the API's token cache ------------------------------------------------------------------
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cached_token_needs_no_lookup_until_its_ttl_passes(
+    session: Session, admin: Actor, clock: FixedClock
+) -> None:
+    created = auth.create_token(session, name="dash", role=Role.viewer, actor=admin)
+    ticks = FakeMonotonic()
+    cache = auth.TokenCache(ttl=5.0, monotonic=ticks)
+    assert cache.actor(created.token, clock=clock) is None
+    actor = auth.authenticate(session, created.token, clock=clock, cache=cache)
+    assert cache.actor(created.token, clock=clock) == actor
+    ticks.now = 4.9
+    assert cache.actor(created.token, clock=clock) == actor
+    ticks.now = 5.0  # revoked elsewhere (CLI, another worker): refused from here on
+    assert cache.actor(created.token, clock=clock) is None
+
+
+def test_cache_checks_expiry_on_every_use(
+    session: Session, admin: Actor, clock: FixedClock
+) -> None:
+    created = auth.create_token(
+        session, name="short", role=Role.viewer, actor=admin, expires_in_days=1, clock=clock
+    )
+    cache = auth.TokenCache(monotonic=FakeMonotonic())
+    auth.authenticate(session, created.token, clock=clock, cache=cache)
+    clock.advance(days=1)
+    with pytest.raises(Unauthorized, match="this API token has expired"):
+        cache.actor(created.token, clock=clock)
+
+
+def test_cache_keeps_no_unknown_or_revoked_token(
+    session: Session, admin: Actor, clock: FixedClock
+) -> None:
+    created = auth.create_token(session, name="leaked", role=Role.admin, actor=admin)
+    auth.revoke_token(session, token_id=created.id, actor=admin, clock=clock)
+    cache = auth.TokenCache(monotonic=FakeMonotonic())
+    for token in (created.token, "mdk_" + "a" * 43, "x" * 5000):
+        with pytest.raises(Unauthorized):
+            auth.authenticate(session, token, clock=clock, cache=cache)
+        assert cache.actor(token, clock=clock) is None
+
+
+def test_clear_forgets_tokens_and_drops_lookups_that_began_before_it(
+    session: Session, admin: Actor, clock: FixedClock
+) -> None:
+    created = auth.create_token(session, name="ci", role=Role.deployer, actor=admin)
+    cache = auth.TokenCache(monotonic=FakeMonotonic())
+    auth.authenticate(session, created.token, clock=clock, cache=cache)
+    cache.clear()
+    assert cache.actor(created.token, clock=clock) is None
+    # A lookup that read the row before a revocation's clear must not cache it after.
+    began = cache.generation
+    cache.clear()
+    cache.put(auth.hash_token(created.token), auth.TokenGrant("ci", Role.deployer, None), began)
+    assert cache.actor(created.token, clock=clock) is None
+
+
+def test_cache_stays_bounded(session: Session, admin: Actor, clock: FixedClock) -> None:
+    tokens = [
+        auth.create_token(session, name=f"t{i}", role=Role.viewer, actor=admin).token
+        for i in range(3)
+    ]
+    cache = auth.TokenCache(max_entries=2, monotonic=FakeMonotonic())
+    for token in tokens:
+        auth.authenticate(session, token, clock=clock, cache=cache)
+    assert len([t for t in tokens if cache.actor(t, clock=clock)]) <= 2
+    assert cache.actor(tokens[-1], clock=clock) is not None
