@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Select, bindparam, func, or_
 from sqlalchemy import select as columns
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from modeldeck.core import db
 from modeldeck.core.clock import as_utc
@@ -73,6 +73,7 @@ _PUBLIC = (
     .join(ModelVersion, col(ModelVersion.id) == Deployment.version_id)
 )
 _BY_ID = _PUBLIC.where(Deployment.id == bindparam("id"))
+_BY_IDS = _PUBLIC.where(col(Deployment.id).in_(bindparam("ids", expanding=True)))
 _APPROVALS = (
     columns(
         Approval.deployment_id, Approval.approver, Approval.decision, Approval.comment, Approval.at
@@ -169,64 +170,14 @@ def _rows_public(session: Session, rows: Sequence[Any]) -> list[DeploymentPublic
 
 
 def to_public(session: Session, rows: Sequence[Deployment]) -> list[DeploymentPublic]:
-    """Attach names (model, environment, version) and approvals to deployment rows in bulk."""
+    """Deployment rows as the API shows them (names and approvals attached), in their order;
+    pending changes to them are flushed and shown."""
     if not rows:
         return []
-    model_ids = {r.model_id for r in rows}
-    env_ids = {r.environment_id for r in rows}
-    version_ids = {r.version_id for r in rows}
-    dep_ids = [r.id for r in rows]
-    models = dict(
-        session.exec(select(Model.id, Model.name).where(col(Model.id).in_(model_ids))).all()
-    )
-    env_rows = session.exec(
-        select(Environment.id, Environment.name, Environment.approvals_required).where(
-            col(Environment.id).in_(env_ids)
-        )
-    ).all()
-    envs = {e_id: name for e_id, name, _ in env_rows}
-    required = {e_id: needed for e_id, _, needed in env_rows}
-    versions = dict(
-        session.exec(
-            select(ModelVersion.id, ModelVersion.version).where(
-                col(ModelVersion.id).in_(version_ids)
-            )
-        ).all()
-    )
-    approvals: dict[int, list[ApprovalPublic]] = defaultdict(list)
-    for a in session.exec(
-        select(Approval).where(col(Approval.deployment_id).in_(dep_ids)).order_by(Approval.at)
-    ).all():
-        approvals[a.deployment_id].append(
-            ApprovalPublic(
-                approver=a.approver, decision=a.decision, comment=a.comment, at=as_utc(a.at)
-            )
-        )
-    out = []
-    for r in rows:
-        assert r.id is not None
-        out.append(
-            DeploymentPublic(
-                id=r.id,
-                model=models[r.model_id],
-                environment=envs[r.environment_id],
-                version=versions[r.version_id],
-                kind=r.kind,
-                state=r.state,
-                previous_deployment_id=r.previous_deployment_id,
-                reason=r.reason,
-                requested_by=r.requested_by,
-                requested_via=r.requested_via,
-                started_at=as_utc(r.started_at),
-                activated_at=as_utc(r.activated_at) if r.activated_at else None,
-                finished_at=as_utc(r.finished_at) if r.finished_at else None,
-                message=r.message,
-                approvals=approvals.get(r.id, []),
-                applied_at=as_utc(r.applied_at) if r.applied_at else None,
-                approvals_required=required[r.environment_id],
-            )
-        )
-    return out
+    session.flush()
+    ids = [r.id for r in rows]
+    public = {d.id: d for d in _rows_public(session, db.run(session, _BY_IDS, ids=ids).all())}
+    return [public[i] for i in ids]
 
 
 def get(session: Session, deployment_id: int) -> Deployment:
