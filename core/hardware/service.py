@@ -262,16 +262,15 @@ def _alert(
 
 
 def status(session: Session, *, clock: Clock = utcnow) -> HardwareStatus:
-    """Are the stored numbers current? "metrics unavailable since …" after a failed scrape."""
-    last = session.exec(
-        select(HardwareScrape).order_by(
-            col(HardwareScrape.started_at).desc(), col(HardwareScrape.id).desc()
-        )
-    ).first()
+    """Are the stored numbers current? "metrics unavailable since …" after a failed scrape.
+
+    Attempts are ordered as they were recorded (one scrape at a time, `hardware.lock`), not
+    by their clocks: a process whose clock runs a little behind still has the last word."""
+    last = session.exec(select(HardwareScrape).order_by(col(HardwareScrape.id).desc())).first()
     last_ok = session.exec(
         select(HardwareScrape)
         .where(HardwareScrape.ok == True)  # noqa: E712
-        .order_by(col(HardwareScrape.started_at).desc(), col(HardwareScrape.id).desc())
+        .order_by(col(HardwareScrape.id).desc())
     ).first()
     data_until = as_utc(last_ok.window_end) if last_ok else None
     if last is None:
@@ -290,9 +289,9 @@ def status(session: Session, *, clock: Clock = utcnow) -> HardwareStatus:
         )
     failing = select(HardwareScrape.started_at).where(HardwareScrape.ok == False)  # noqa: E712
     if last_ok is not None:
-        failing = failing.where(col(HardwareScrape.started_at) > last_ok.started_at)
+        failing = failing.where(col(HardwareScrape.id) > last_ok.id)
     since = as_utc(
-        session.exec(failing.order_by(col(HardwareScrape.started_at))).first() or last.started_at
+        session.exec(failing.order_by(col(HardwareScrape.id))).first() or last.started_at
     )
     stored = f"; showing stored data until {data_until:%Y-%m-%d %H:%M} UTC" if data_until else ""
     return HardwareStatus(
@@ -310,6 +309,6 @@ def last_findings(session: Session) -> list[Finding]:
     last_ok = session.exec(
         select(HardwareScrape)
         .where(HardwareScrape.ok == True)  # noqa: E712
-        .order_by(col(HardwareScrape.started_at).desc(), col(HardwareScrape.id).desc())
+        .order_by(col(HardwareScrape.id).desc())
     ).first()
     return [Finding.model_validate(f) for f in last_ok.findings] if last_ok else []

@@ -124,6 +124,31 @@ def test_prometheus_that_hangs_times_out_quickly(
     assert not run.ok and "did not answer" in run.error
 
 
+def test_a_failure_recorded_last_counts_even_from_a_clock_behind(
+    session: Session,
+    settings: Settings,
+    ids: dict[str, tuple[int, int]],
+    history: History,
+    clock: FixedClock,
+    dead_url: str,
+) -> None:
+    """The scheduler on one host scraped; minutes later the CLI on a host whose clock runs
+    behind fails: the status is the failure, not the earlier success."""
+    service.scrape(session, settings=settings, start=history.t0, end=history.end, clock=clock)
+    behind = FixedClock(clock() - timedelta(minutes=3))
+    with pytest.raises(BackendUnavailable):
+        service.scrape(
+            session,
+            settings=with_prometheus(settings, url=dead_url),
+            start=history.end - timedelta(hours=1),
+            end=history.end,
+            clock=behind,
+        )
+    status = service.status(session, clock=clock)
+    assert not status.available and status.unavailable_since == behind()
+    assert status.message.startswith("metrics unavailable since")
+
+
 def test_unconfigured_prometheus_is_unavailable_with_a_hint(
     session: Session, settings: Settings, clock: FixedClock
 ) -> None:
