@@ -14,8 +14,6 @@ wait for the interpreter lock on the way there and back.
 
 from __future__ import annotations
 
-import gc
-
 from fastapi import APIRouter, FastAPI
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -28,6 +26,7 @@ from modeldeck.bot.pacing import ACKS, AckGate
 from modeldeck.core import __version__, logs
 from modeldeck.core.config import SlackConfig
 from modeldeck.core.errors import ConfigError
+from modeldeck.core.heap import freeze_startup_heap
 
 EVENTS_PATH = "/slack/events"
 log = logs.get("modeldeck.bot.server")
@@ -88,7 +87,7 @@ def run_http(app: App, *, host: str, port: int, log_level: str = "info") -> None
     import uvicorn
 
     api = http_app(app)
-    settle()
+    freeze_startup_heap()
     log.info("slack.http_mode", host=host, port=port, path=EVENTS_PATH)
     uvicorn.run(
         api,
@@ -112,17 +111,6 @@ def socket_mode_handler(app: App, slack: SlackConfig) -> SocketModeHandler:
 def run_socket_mode(app: App, slack: SlackConfig) -> None:
     """Connect to Slack over a websocket and serve until interrupted."""
     handler = socket_mode_handler(app, slack)
-    settle()
+    freeze_startup_heap()
     log.info("slack.socket_mode")
     handler.start()
-
-
-def settle() -> None:
-    """Take what start-up built out of the garbage collector's sight, just before serving.
-
-    Modules, settings, the App, the ORM's mappers: most of the heap, alive as long as the
-    process. A full collection used to walk all of it, 60-120 ms on the 2-core bench machine
-    with every ack in flight stalled behind it; frozen, a collection walks only what requests
-    left behind."""
-    gc.collect()
-    gc.freeze()

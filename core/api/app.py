@@ -7,7 +7,6 @@ domain errors keep their status (404/403/409/422/503), validation errors add `fi
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import structlog
@@ -28,6 +27,7 @@ from modeldeck.core.clock import Clock, utcnow
 from modeldeck.core.config import Settings
 from modeldeck.core.db import make_engine, ping
 from modeldeck.core.errors import ModeldeckError, Unauthorized
+from modeldeck.core.heap import freeze_startup_heap
 from modeldeck.core.metrics import watch_outbox
 
 log = structlog.get_logger("modeldeck.api")
@@ -141,18 +141,6 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestContext)
     return app
-
-
-def freeze_startup_heap() -> None:
-    """Exempt everything alive after startup from the garbage collector's full passes.
-
-    The server process holds ~200k long-lived objects (FastAPI, SQLAlchemy, pydantic, the
-    libraries behind them); each full collection walked them all, a 90-170 ms pause that
-    every request in flight waited for: the API's p99. Frozen, a full pass only walks what
-    requests created. Call once, just before serving.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def app_from_environment() -> FastAPI:

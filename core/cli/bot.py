@@ -64,10 +64,11 @@ def bot(
         import uvicorn
 
         from modeldeck.core.api.app import create_app as create_api
+        from modeldeck.core.heap import freeze_startup_heap
 
         api = create_api(settings, engine=cli.engine)
         server.mount(api, app)
-        server.settle()
+        freeze_startup_heap()
         uvicorn.run(
             api,
             host=bind,

@@ -134,8 +134,9 @@ def api(
     import uvicorn
 
     from modeldeck.core import logs
-    from modeldeck.core.api.app import create_app, freeze_startup_heap
+    from modeldeck.core.api.app import create_app
     from modeldeck.core.config import CONFIG_ENV
+    from modeldeck.core.heap import freeze_startup_heap
 
     cli = context.get(ctx)
     settings = cli.settings
