@@ -29,28 +29,34 @@ from modeldeck.core.errors import ConfigError
 from modeldeck.core.heap import freeze_startup_heap
 
 EVENTS_PATH = "/slack/events"
+SIGNATURE_HEADERS = ("x-slack-signature", "x-slack-request-timestamp")
 log = logs.get("modeldeck.bot.server")
 
 
 class SlackEvents:
     """POST: a slash command or a click, signature-verified and acked by bolt.
 
-    Counted by the ack gate from its arrival until the ack has been sent: lazy work steps
-    aside meanwhile (bot/pacing.py)."""
+    Counted by the ack gate from when its body has arrived until the ack has been sent: lazy
+    work steps aside meanwhile (bot/pacing.py). Only requests that carry Slack's signature
+    headers count (bolt verifies them next), so nobody without them can hold replies back,
+    and a slow body holds nothing back while it trickles in."""
 
     def __init__(self, app: App, gate: AckGate = ACKS) -> None:
         self.app = app
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.gate.arrived()
+        request = Request(scope, receive)
+        body = await request.body()
+        signed = all(name in request.headers for name in SIGNATURE_HEADERS)
+        if signed:
+            self.gate.arrived()
         try:
-            request = Request(scope, receive)
-            bolt_request = to_bolt_request(request, await request.body())
-            response = to_starlette_response(self.app.dispatch(bolt_request))
+            response = to_starlette_response(self.app.dispatch(to_bolt_request(request, body)))
             await response(scope, receive, send)
         finally:
-            self.gate.acked()
+            if signed:
+                self.gate.acked()
 
 
 def slack_router(app: App, path: str = EVENTS_PATH) -> APIRouter:

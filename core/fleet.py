@@ -53,7 +53,7 @@ class FleetRow(BaseModel):
     since: datetime | None
     promoted_by: str | None
     deployment_id: int | None
-    in_flight: str | None = None  # "1.4.0 awaiting_approval" while a rollout is in flight
+    in_flight: str | None = None  # "1.4.0 awaiting approval" while a rollout is in flight
     health: dict[str, Health] = {}
     alerts_firing: int = 0
     alerts_snoozed: int = 0
@@ -243,7 +243,7 @@ def overview(session: Session, *, settings: Settings, now: datetime) -> list[Fle
                 since=row.since,
                 promoted_by=row.promoted_by,
                 deployment_id=row.deployment_id,
-                in_flight=f"{flying.version} {flying.state}" if flying else None,
+                in_flight=f"{flying.version} {flying.state.replace('_', ' ')}" if flying else None,
                 health=health,
                 alerts_firing=cell.firing,
                 alerts_snoozed=cell.snoozed,

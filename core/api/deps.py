@@ -69,28 +69,6 @@ def _slots(engine: Engine) -> asyncio.Semaphore:
     return slots
 
 
-async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
-    """A session for one (writing) request, admitted only while the pool has a connection free.
-
-    Sync routes run in a thread pool (40 threads) and need a second thread to serialise their
-    answer while still holding their connection. With more requests than pooled connections,
-    every thread could end up waiting on the pool while the requests holding connections wait
-    for a thread: a deadlock broken only by the pool's 30 s timeout. Waiting here, on the event
-    loop, before any thread or connection is taken, cannot deadlock.
-    """
-    async with _slots(engine):
-        session = Session(engine, expire_on_commit=False)
-        try:
-            yield session
-        finally:
-            if db.is_sqlite(engine):
-                session.close()  # a local file: returning the connection is microseconds
-            else:
-                # A network round trip (ROLLBACK): in a thread, with its own limiter so that
-                # closing never waits for a busy thread pool.
-                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
-
-
 async def read(
     engine: Engine,
     query: Callable[Concatenate[Session, P], T],
@@ -117,7 +95,6 @@ async def read(
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 TokenCacheDep = Annotated[auth.TokenCache, Depends(get_token_cache)]
@@ -142,6 +119,38 @@ async def get_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]
+
+
+async def get_session(
+    engine: Annotated[Engine, Depends(get_engine)],
+    _: Annotated[Actor, Depends(get_actor)],
+) -> AsyncIterator[Session]:
+    """A session for one (writing) request, admitted only while the pool has a connection free.
+
+    Sync routes run in a thread pool (40 threads) and need a second thread to serialise their
+    answer while still holding their connection. With more requests than pooled connections,
+    every thread could end up waiting on the pool while the requests holding connections wait
+    for a thread: a deadlock broken only by the pool's 30 s timeout. Waiting here, on the event
+    loop, before any thread or connection is taken, cannot deadlock — provided no request
+    holding a slot waits for another one. So the session comes after authentication, whose
+    database lookup (`read`, on a token-cache miss) takes and gives back a slot of its own:
+    requests that all miss the cache at once (start-up, a revocation) never hold a slot each
+    while waiting for a second.
+    """
+    async with _slots(engine):
+        session = Session(engine, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            if db.is_sqlite(engine):
+                session.close()  # a local file: returning the connection is microseconds
+            else:
+                # A network round trip (ROLLBACK): in a thread, with its own limiter so that
+                # closing never waits for a busy thread pool.
+                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def role(needed: Role) -> Callable[[Actor], Coroutine[Any, Any, Actor]]:

@@ -52,8 +52,8 @@ def render() -> None:
     k[4].metric(
         "Prediction drift",
         {True: "drifted", False: "none"}.get(output.drifted, "—") if output else "—",
-        help=f"the model's output in the newest check: {output.method} {output.score:.4g}"
-        f" (threshold {output.threshold:.4g})"
+        help=f"the model's output in the newest check: {output.method or 'test'}"
+        f" {output.score:.4g} (threshold {output.threshold:.4g})"
         if output and output.score is not None and output.threshold is not None
         else "the newest check did not test the model's output",
     )

@@ -81,7 +81,7 @@ def frame(
                 "Promoted by": r.promoted_by or "",
                 **{title: text for title, (text, _) in cells.items()},
                 "Alerts": alerts.strip(),
-                "Rollout": (r.in_flight or "").replace("_", " "),
+                "Rollout": r.in_flight or "",
                 "_rank": rank(r),
             }
         )

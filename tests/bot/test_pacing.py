@@ -6,7 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
+from slack_bolt import App
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
 from modeldeck.bot.pacing import ACKS, LAZY_WORKERS, AckGate, LazyPool
+from modeldeck.bot.server import SlackEvents
 from tests.bot.conftest import VIEWER, Bot
 from tests.bot.slack import Sent, signed_headers
 from tests.utils.servers import wait_until
@@ -92,3 +98,32 @@ def test_every_request_leaves_the_gate_answered_or_refused(bot: Bot) -> None:
     start = time.monotonic()
     ACKS.step_aside()
     assert time.monotonic() - start < ACKS.patience / 2
+
+
+class CountingGate(AckGate):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def arrived(self) -> None:
+        self.calls.append("arrived")
+        super().arrived()
+
+    def acked(self) -> None:
+        self.calls.append("acked")
+        super().acked()
+
+
+def test_only_requests_signed_like_slacks_count_for_the_gate() -> None:
+    """Without Slack's signature headers a request is refused by bolt and never holds the
+    replies of real requests back; a signed one (even a forged signature) is counted until
+    its answer is sent."""
+    app = App(signing_secret="secret", token="xoxb-test", token_verification_enabled=False)
+    gate = CountingGate()
+    web = Starlette(routes=[Route("/slack/events", SlackEvents(app, gate), methods=["POST"])])
+    with TestClient(web) as client:
+        assert client.post("/slack/events", content="text=help").status_code == 401
+        assert gate.calls == []
+        forged = signed_headers("text=help", secret="not the secret")
+        assert client.post("/slack/events", content="text=help", headers=forged).status_code == 401
+        assert gate.calls == ["arrived", "acked"]

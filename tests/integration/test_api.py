@@ -3,23 +3,27 @@ request writes anything (every table compared before and after)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from modeldeck.core.api.app import create_app
-from modeldeck.core.auth.models import Role
+from modeldeck.core.auth import service as auth
+from modeldeck.core.auth.models import SYSTEM, Role
 from modeldeck.core.clock import FixedClock
-from modeldeck.core.db import make_engine
+from modeldeck.core.db import make_engine, max_connections
 from tests.conftest import make_settings
 from tests.integration.api_world import SMALL_BODY_LIMIT, ApiWorld, build
 from tests.utils.rows import snapshot
-from tests.utils.servers import free_port
+from tests.utils.servers import free_port, serve_asgi
 
 V1 = "/api/v1"
 
@@ -440,3 +444,31 @@ def test_oversized_body_is_413_and_never_parsed(
         headers={**world.auth(Role.deployer), "Content-Type": "application/json"},
     )
     assert ok.status_code == 201
+
+
+def test_concurrent_writes_that_all_miss_the_token_cache_finish(world: ApiWorld) -> None:
+    """Three times as many writes as the pool has connections, all at once, each with a token
+    not cached yet (start-up, or right after a revocation): authentication must not wait for
+    a connection slot while its request holds one (a deadlock that never times out)."""
+    n = 3 * max_connections(world.engine)
+    with Session(world.engine) as session:
+        tokens = [
+            auth.create_token(session, name=f"ci-{i}", role=Role.deployer, actor=SYSTEM).token
+            for i in range(n)
+        ]
+
+    async def burst(base: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+
+            async def create(i: int) -> int:
+                answer = await http.post(
+                    f"{V1}/models",
+                    json={"name": f"model-{i}"},
+                    headers={"Authorization": f"Bearer {tokens[i]}"},
+                )
+                return answer.status_code
+
+            return list(await asyncio.wait_for(asyncio.gather(*map(create, range(n))), 60))
+
+    with serve_asgi(world.app) as base:
+        assert asyncio.run(burst(base)) == [201] * n
