@@ -35,14 +35,13 @@ from modeldeck.core.auth.models import SYSTEM, Actor, Role
 from modeldeck.core.auth.service import require
 from modeldeck.core.clock import Clock, as_utc, utcnow
 from modeldeck.core.config import Settings
-from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import Conflict, InvalidInput, NotFound
 from modeldeck.core.metrics import ALERTS
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
 from modeldeck.core.notify import kit
 from modeldeck.core.notify import service as notify
 from modeldeck.core.registry import service as registry
-from modeldeck.core.registry.models import Model, ModelVersion
+from modeldeck.core.rollouts import context as deployment_rows
 from modeldeck.core.rollouts.models import Deployment
 
 log = logs.get("modeldeck.alerts")
@@ -249,12 +248,10 @@ def evaluate_check(
     deployment = session.get(Deployment, result.deployment_id)
     if deployment is None:
         raise NotFound(f"no deployment with id {result.deployment_id}")
-    model = session.get(Model, deployment.model_id)
-    version = session.get(ModelVersion, deployment.version_id)
-    env = session.get(Environment, deployment.environment_id)
-    assert model is not None and version is not None and env is not None
+    ctx = deployment_rows.load(session, deployment)
+    model = ctx.model
     cfg = settings.check_config(model.name)
-    subject = f"{model.name} {version.version} in {env.name}"
+    subject = ctx.subject
     findings = [rules.check_error(result, subject), _KIND_RULES[result.kind](result, cfg, subject)]
     live_since = deployment.activated_at or deployment.started_at
     if result.kind == CheckKind.decay:

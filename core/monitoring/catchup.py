@@ -29,7 +29,7 @@ from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
 from modeldeck.core.monitoring.runner import jsonable
 from modeldeck.core.monitoring.store import Store
 from modeldeck.core.monitoring.window import load
-from modeldeck.core.registry.models import Model, ModelVersion
+from modeldeck.core.rollouts import context as deployment_rows
 from modeldeck.core.rollouts.models import Deployment, DeploymentState
 
 MAX_WINDOWS = 96  # per deployment and run (a day of 15-minute checks); the rest next run
@@ -73,10 +73,8 @@ def catch_up_deployment(
 ) -> list[CheckResult]:
     deployment = session.get(Deployment, deployment_id)
     assert deployment is not None
-    model = session.get(Model, deployment.model_id)
-    version = session.get(ModelVersion, deployment.version_id)
-    env = session.get(Environment, deployment.environment_id)
-    assert model is not None and version is not None and env is not None
+    ctx = deployment_rows.load(session, deployment)
+    model, version, env = ctx.model, ctx.version, ctx.env
     cfg = settings.check_config(model.name)
     now = clock()
     if cfg.label_catchup_days == 0:

@@ -24,7 +24,8 @@ from modeldeck.core.config import Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import BackendUnavailable, ModeldeckError, NotFound
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
-from modeldeck.core.registry.models import Model, ModelVersion
+from modeldeck.core.registry.models import Model
+from modeldeck.core.rollouts import context as deployment_rows
 from modeldeck.core.rollouts import service as rollouts
 from modeldeck.core.rollouts.models import (
     ROLLING_OUT,
@@ -80,12 +81,10 @@ def alert_on_late_labels(
     for result in newest.values():
         deployment = session.get(Deployment, result.deployment_id)
         assert deployment is not None
-        model = session.get(Model, deployment.model_id)
-        version = session.get(ModelVersion, deployment.version_id)
-        env = session.get(Environment, deployment.environment_id)
-        assert model is not None and version is not None and env is not None
+        ctx = deployment_rows.load(session, deployment)
+        model = ctx.model
         cfg = settings.check_config(model.name)
-        subject = f"{model.name} {version.version} in {env.name}"
+        subject = ctx.subject
         finding = rules.performance_drop(result, cfg, subject)
         ids: dict[str, Any] = {
             "model_id": deployment.model_id,

@@ -21,6 +21,7 @@ from modeldeck.core.monitoring.models import CheckStatus
 from modeldeck.core.monitoring.profile import Profile
 from modeldeck.core.monitoring.store import Store
 from modeldeck.core.registry.models import Model, ModelVersion
+from modeldeck.core.rollouts import context as deployment_rows
 from modeldeck.core.rollouts.models import Deployment
 
 
@@ -119,10 +120,8 @@ def load(
     deployment = session.get(Deployment, deployment_id)
     if deployment is None:
         raise NotFound(f"no deployment with id {deployment_id}")
-    model = session.get(Model, deployment.model_id)
-    version = session.get(ModelVersion, deployment.version_id)
-    environment = session.get(Environment, deployment.environment_id)
-    assert model is not None and version is not None and environment is not None
+    ctx = deployment_rows.load(session, deployment)
+    model, version, environment = ctx.model, ctx.version, ctx.env
     cfg = settings.check_config(model.name)
     end = as_utc(window_end) if window_end is not None else clock()
     start = as_utc(window_start) if window_start else end - timedelta(minutes=cfg.window_minutes)

@@ -11,7 +11,6 @@ same rollout cannot both win; the loser sees Conflict and re-reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +32,12 @@ from modeldeck.core.clusters.backend import (
     differences,
 )
 from modeldeck.core.config import Settings
-from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import Conflict, ModeldeckError
 from modeldeck.core.metrics import BAD_RELEASES_STOPPED, PROMOTIONS
 from modeldeck.core.notify import service as outbox
-from modeldeck.core.registry.models import Model, ModelVersion
+from modeldeck.core.registry.models import ModelVersion
 from modeldeck.core.rollouts import policy
+from modeldeck.core.rollouts.context import Context, load
 from modeldeck.core.rollouts.models import (
     Approval,
     Deployment,
@@ -48,28 +47,6 @@ from modeldeck.core.rollouts.models import (
 )
 
 S = DeploymentState
-
-
-@dataclass
-class Context:
-    """The rows a deployment refers to, loaded once per move."""
-
-    deployment: Deployment
-    model: Model
-    env: Environment
-    version: ModelVersion
-
-    @property
-    def target_name(self) -> str:
-        return f"model:{self.model.name}/env:{self.env.name}/deployment:{self.deployment.id}"
-
-
-def load(session: Session, deployment: Deployment) -> Context:
-    model = session.get(Model, deployment.model_id)
-    env = session.get(Environment, deployment.environment_id)
-    version = session.get(ModelVersion, deployment.version_id)
-    assert model is not None and env is not None and version is not None
-    return Context(deployment, model, env, version)
 
 
 def move(
