@@ -6,7 +6,7 @@ that breaks it.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
 from modeldeck.core.alerts import service as alerts
@@ -119,34 +119,35 @@ def refuse_paused(session: Session, model: Model, env: Environment) -> None:
 
 def was_active(session: Session, model_id: int, env_id: int, version_id: int) -> bool:
     """True if the version ever became active in the environment (now or in the past)."""
-    return (
-        session.exec(
-            select(Deployment.id).where(
-                Deployment.model_id == model_id,
-                Deployment.environment_id == env_id,
-                Deployment.version_id == version_id,
-                col(Deployment.activated_at).is_not(None),
-            )
-        ).first()
-        is not None
-    )
+    return _activated(session, model_id, env_id, version_id)
 
 
 def ran_well(session: Session, model_id: int, env_id: int, version_id: int) -> bool:
     """True if the version is active in the environment, or was and was replaced by a newer
     promotion: an activation that a rollback ended does not count."""
-    return (
-        session.exec(
-            select(Deployment.id).where(
-                Deployment.model_id == model_id,
-                Deployment.environment_id == env_id,
-                Deployment.version_id == version_id,
-                col(Deployment.activated_at).is_not(None),
-                col(Deployment.state).in_([DeploymentState.active, DeploymentState.superseded]),
-            )
-        ).first()
-        is not None
+    return _activated(
+        session,
+        model_id,
+        env_id,
+        version_id,
+        col(Deployment.state).in_([DeploymentState.active, DeploymentState.superseded]),
     )
+
+
+def _activated(
+    session: Session, model_id: int, env_id: int, version_id: int, *also: ColumnElement[bool]
+) -> bool:
+    """Whether a deployment of the version became active in the environment (and meets `also`)."""
+    found = session.exec(
+        select(Deployment.id).where(
+            Deployment.model_id == model_id,
+            Deployment.environment_id == env_id,
+            Deployment.version_id == version_id,
+            col(Deployment.activated_at).is_not(None),
+            *also,
+        )
+    ).first()
+    return found is not None
 
 
 def check_previous(session: Session, env: Environment, model: Model, version: ModelVersion) -> None:
