@@ -87,8 +87,8 @@ class PgAdvisoryLock:
         try:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                self.key = _lock_key(self._conn)
-                self.fence_key = _lock_key(self._conn, "fence")
+                self.key = advisory_key(self._conn)
+                self.fence_key = advisory_key(self._conn, "fence")
             got = self._conn.execute(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
             ).scalar()
@@ -162,9 +162,11 @@ class PgAdvisoryLock:
         return f"PostgreSQL advisory lock {self.key}"
 
 
-def _lock_key(conn: Connection, purpose: str = "") -> int:
+def advisory_key(conn: Connection, purpose: str = "", *, lock: str = "scheduler") -> int:
+    """The advisory-lock key of `lock` ("scheduler", "gpu-scrape") in this database and
+    schema, so that two modeldeck installations sharing a server never share a lock."""
     where = conn.execute(text("SELECT current_database() || '/' || current_schema()")).scalar()
-    name = f"modeldeck-scheduler/{where}" + (f"/{purpose}" if purpose else "")
+    name = f"modeldeck-{lock}/{where}" + (f"/{purpose}" if purpose else "")
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 

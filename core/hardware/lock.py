@@ -11,7 +11,6 @@ the process dies). SQLite: an exclusive flock on a file beside the database (the
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from modeldeck.core.errors import Conflict
-from modeldeck.core.scheduler_lock import FileLock, Leadership, NoLock
+from modeldeck.core.scheduler_lock import FileLock, Leadership, NoLock, advisory_key
 
 POLL_SECONDS = 0.2
 
@@ -38,7 +37,7 @@ class PgScrapeLock:
     def try_acquire(self) -> bool:
         if self._conn is None:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self.key = _key(self._conn)
+            self.key = advisory_key(self._conn, lock="gpu-scrape")
         self.held = bool(
             self._conn.execute(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
@@ -64,12 +63,6 @@ class PgScrapeLock:
 
     def describe(self) -> str:
         return f"PostgreSQL advisory lock {self.key}"
-
-
-def _key(conn: Connection) -> int:
-    where = conn.execute(text("SELECT current_database() || '/' || current_schema()")).scalar()
-    digest = hashlib.blake2b(f"modeldeck-gpu-scrape/{where}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def lock_for(engine: Engine) -> Leadership:

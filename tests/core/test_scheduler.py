@@ -31,7 +31,7 @@ from modeldeck.core.monitoring import flows
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
 from modeldeck.core.rollouts.models import Deployment
 from modeldeck.core.scheduler import JobContext, Scheduler
-from modeldeck.core.scheduler_lock import FileLock, _lock_key
+from modeldeck.core.scheduler_lock import FileLock, advisory_key
 from tests.conftest import make_settings
 from tests.core.alerts.world import live_deployment
 from tests.utils.fake_slack import FakeSlack
@@ -117,7 +117,7 @@ def _run_now(s: Scheduler, job_id: str) -> None:
 def _holder(engine: Engine) -> int | None:
     """pid of the backend holding the scheduler's advisory lock in this schema."""
     with engine.connect() as conn:
-        key = _lock_key(conn)
+        key = advisory_key(conn)
         return conn.execute(
             text(
                 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
