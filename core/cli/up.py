@@ -28,6 +28,7 @@ from types import FrameType
 from typing import IO, Annotated
 
 import httpx
+import psutil
 import typer
 
 from modeldeck.core.cli import context, output
@@ -200,6 +201,9 @@ class ProcessGroup:
         for child in self.children:  # grandchildren left in a group whose leader exited
             if child.process is not None:
                 _signal_group(child, signal.SIGKILL)
+        # A killed process lets go of its ports only once it has exited, which on a busy
+        # machine is not the moment kill() returns: wait (bounded) for the groups to empty.
+        _wait_groups_gone([c.process.pid for c in self.children if c.process], timeout=5.0)
         for handle in self._logs:
             handle.close()
         return killed
@@ -214,6 +218,25 @@ def _answers(client: httpx.Client, url: str) -> bool:
         return client.get(url).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _wait_groups_gone(pgids: list[int], *, timeout: float) -> None:
+    """Poll until no live process is left in these process groups. Zombies count as gone:
+    an orphan is reaped by PID 1, which in a container may never do it."""
+    deadline = time.monotonic() + timeout
+    while _live_members(set(pgids)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _live_members(pgids: set[int]) -> list[int]:
+    alive = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) in pgids:
+                alive.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return alive
 
 
 def _signal_group(child: Child, sig: signal.Signals) -> None:
