@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modeldeck.core.config_sections import (
@@ -54,12 +54,15 @@ from modeldeck.core.config_sections import (  # re-exported: import them from he
 from modeldeck.core.config_sections import (
     WebhookConfig as WebhookConfig,
 )
+from modeldeck.core.db import check_url
 from modeldeck.core.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "modeldeck.yaml"
 DEMO_CONFIG_FILE = ".modeldeck/modeldeck.yaml"  # written by `modeldeck demo`
 ENV_PREFIX = "MODELDECK_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
+# The levels both logging and uvicorn know (uvicorn has no WARN, FATAL or NOTSET).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -92,6 +95,20 @@ class Settings(BaseSettings):
     gpu_cost_per_hour: dict[str, float] = Field(
         default_factory=lambda: {"A100": 3.67, "H100": 6.98, "L4": 0.81, "T4": 0.53}
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        check_url(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -129,7 +129,7 @@ class SlackConfig(Strict):
     alert_channel: str | None = None
     approval_channel: str | None = None
     api_url: str | None = Field(default=None, description="Slack Web API base (tests, proxies)")
-    http_port: int = 3000
+    http_port: int = Field(default=3000, ge=1, le=65535)
     allowed_teams: list[str] = Field(
         default_factory=list,
         description="other workspaces (team IDs, T…) whose users get roles; the bot's own always",
@@ -257,6 +257,6 @@ class SchedulerConfig(Strict):
 
 class ApiConfig(Strict):
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     public_url: str | None = None

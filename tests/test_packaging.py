@@ -178,7 +178,9 @@ def test_console_script_and_migrations_from_the_wheel(venv: Path, tmp_path: Path
     upgraded = json.loads(sh(modeldeck, "--json", "db", "upgrade", cwd=tmp_path, env=env).stdout)
     assert upgraded["before"] is None and upgraded["after"]
     registered = json.loads(
-        sh(modeldeck, "--json", "register", "fraud", "1.0", cwd=tmp_path, env=env).stdout
+        sh(
+            modeldeck, "--json", "register", "fraud", "1.0", "--image", "i:1", cwd=tmp_path, env=env
+        ).stdout
     )
     assert registered["model"] == "fraud"
     where = sh(

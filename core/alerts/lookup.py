@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from modeldeck.core import db
 from modeldeck.core.alerts.models import OPEN, Alert
 from modeldeck.core.errors import NotFound
 
 
 def get(session: Session, alert_id: int) -> Alert:
-    alert = session.get(Alert, alert_id, populate_existing=True)
+    alert = db.get_by_id(session, Alert, alert_id, populate_existing=True)
     if alert is None:
         raise NotFound(f"no alert with id {alert_id}", hint="`modeldeck alerts` lists them")
     return alert

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from modeldeck.core import db
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import Actor, ApiToken, ApiTokenCreated, ApiTokenPublic, Role
 from modeldeck.core.clock import Clock, as_utc, utcnow
@@ -135,7 +136,7 @@ def create_token(
 
 def revoke_token(session: Session, *, token_id: int, actor: Actor, clock: Clock = utcnow) -> None:
     require(actor, Role.admin, "revoke API tokens")
-    row = session.get(ApiToken, token_id)
+    row = db.get_by_id(session, ApiToken, token_id)
     if row is None:
         raise NotFound(f"no API token with id {token_id}")
     if row.revoked_at is None:

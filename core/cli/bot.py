@@ -12,6 +12,7 @@ import typer
 
 from modeldeck.core import logs
 from modeldeck.core.cli import context
+from modeldeck.core.cli.serve import ensure_port_free
 from modeldeck.core.errors import ConfigError
 
 
@@ -27,7 +28,11 @@ def bot(
     ] = False,
     port: Annotated[
         int | None,
-        typer.Option(help="HTTP port (default slack.http_port, 3000; with --with-api, api.port)."),
+        typer.Option(
+            min=1,
+            max=65535,
+            help="HTTP port (default slack.http_port, 3000; with --with-api, api.port).",
+        ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="HTTP bind address (default api.host).")] = None,
     with_api: Annotated[
@@ -56,8 +61,11 @@ def bot(
             hint="see docs/slack.md",
         )
     http = http or with_api or settings.slack.mode == "http"
-    app = create_app(settings, cli.engine, http=http)
     bind = host or settings.api.host
+    port = port or (settings.api.port if with_api else settings.slack.http_port)
+    if http:
+        ensure_port_free(bind, port)
+    app = create_app(settings, cli.engine, http=http)
     if not http:
         server.run_socket_mode(app, settings.slack)
     elif with_api:
@@ -72,15 +80,13 @@ def bot(
         uvicorn.run(
             api,
             host=bind,
-            port=port or settings.api.port,
+            port=port,
             log_level=settings.log_level.lower(),
             access_log=False,
             log_config=None,  # our handler renders uvicorn's lines too
         )
     else:
-        server.run_http(
-            app, host=bind, port=port or settings.slack.http_port, log_level=settings.log_level
-        )
+        server.run_http(app, host=bind, port=port, log_level=settings.log_level)
 
 
 def register_commands(app: typer.Typer) -> None:

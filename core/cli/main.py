@@ -22,7 +22,7 @@ from modeldeck.core.cli import (
     status,
     up,
 )
-from modeldeck.core.cli.context import CliContext, CliGroup
+from modeldeck.core.cli.context import JSON_HELP, CliContext, CliGroup
 
 app = typer.Typer(
     name="modeldeck",
@@ -53,9 +53,7 @@ def root(
             help="Path to modeldeck.yaml (default: ./modeldeck.yaml if present).",
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Machine-readable JSON output instead of tables.")
-    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     version: Annotated[
         bool,
         typer.Option(

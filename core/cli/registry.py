@@ -44,8 +44,12 @@ def register(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name (slug), created on first use.")],
     version: Annotated[str, typer.Argument(help="Version string, e.g. 1.4.0 or 2026-11-23.")],
-    image: Annotated[str, typer.Option(help="Container image that serves this version.")] = "",
-    artifact_uri: Annotated[str, typer.Option(help="Where the trained artifact lives.")] = "",
+    image: Annotated[
+        str, typer.Option(help="Container image that serves this version (Kubernetes deploys it).")
+    ] = "",
+    artifact_uri: Annotated[
+        str, typer.Option(help="Where the trained artifact lives (KServe deploys it).")
+    ] = "",
     reference_data_uri: Annotated[
         str | None, typer.Option(help="Reference (training/validation) data for drift checks.")
     ] = None,
@@ -78,12 +82,16 @@ def register(
 ) -> None:
     """Register a model version with its lineage (the model is created on first use).
 
-    Versions are immutable: registering the same version twice is refused.
+    It needs --image, --artifact-uri or both: what a promote deploys. Versions are
+    immutable: registering the same version twice is refused.
 
     Example: modeldeck register fraud-detector 1.4.0 --image ghcr.io/acme/fraud:1.4.0
     --artifact-uri s3://models/fraud/1.4.0 -m auc=0.91 -m f1=0.84 -p max_depth=8
     """
     cli = context.get(ctx)
+    new_model = ModelCreate(  # first: problems are reported in the order they are typed
+        name=model, description=description, owner=owner, team=team, task_type=task_type
+    )
     data = ModelVersionCreate(
         version=version,
         image=image,
@@ -94,9 +102,6 @@ def register(
         metrics=parse_pairs(metrics or [], numeric=True, option="--metrics"),
         params=parse_pairs(params or [], numeric=False, option="--params"),
         stage=stage,
-    )
-    new_model = ModelCreate(
-        name=model, description=description, owner=owner, team=team, task_type=task_type
     )
     with cli.session() as session:
         result = service.register_version(

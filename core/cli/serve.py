@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ from modeldeck.core import db
 from modeldeck.core.auth import service as auth
 from modeldeck.core.auth.models import Role
 from modeldeck.core.cli import context, output
+from modeldeck.core.errors import ModeldeckError
 
 db_app = typer.Typer(help="Create or migrate the database schema.", no_args_is_help=True)
 token_app = typer.Typer(
@@ -116,10 +119,29 @@ def token_revoke(
     output.success(f"token {token_id} revoked")
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Bind `host:port` as uvicorn will, and let go: a port in use is one clear line here
+    instead of uvicorn's log record and exit code 3 after the app has started up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ModeldeckError(
+                    f"port {port} on {host} is already in use; stop the other server "
+                    "or choose another port with --port"
+                ) from None
+            raise ModeldeckError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def api(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Bind address (default api.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default api.port, 8000).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default api.port, 8000).")
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -141,8 +163,9 @@ def api(
     cli = context.get(ctx)
     settings = cli.settings
     logs.configure(settings.log_format, settings.log_level)
-    engine = cli.engine  # migrates a local SQLite file, syncs environments: once, up front
     bind: dict[str, Any] = {"host": host or settings.api.host, "port": port or settings.api.port}
+    ensure_port_free(bind["host"], bind["port"])  # before anything is changed
+    engine = cli.engine  # migrates a local SQLite file, syncs environments: once, up front
     common: dict[str, Any] = {
         "log_level": settings.log_level.lower(),
         "access_log": False,
@@ -170,7 +193,9 @@ def demo(
     reset: Annotated[
         bool, typer.Option("--reset", help="Delete the demo world and rebuild.")
     ] = False,
-    port: Annotated[int, typer.Option(help="API port (0 = pick a free one).")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="API port (0 = pick a free one).")
+    ] = 8000,
     seed_only: Annotated[
         bool, typer.Option("--seed-only", help="Build the world, start nothing.")
     ] = False,

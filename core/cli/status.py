@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from modeldeck.core.cli import context, output
+from modeldeck.core.config import config_path
 from modeldeck.core.rollouts import queries
 
 
@@ -24,6 +25,14 @@ def status(
     if cli.json_output:
         output.emit_json(rows)
         return
+    if cli.settings.environments:
+        empty = "no models yet (try `modeldeck register` or `modeldeck demo`)"
+    else:  # models without environments have nowhere to run: no rows either
+        file = config_path(cli.config_path) or "modeldeck.yaml"
+        empty = (
+            f"no environments configured: add `clusters:` and `environments:` to {file} "
+            "(see deploy/modeldeck.example.yaml)"
+        )
     output.table(
         "status",
         ["model", "environment", "version", "since", "by", "in flight"],
@@ -38,7 +47,7 @@ def status(
             )
             for r in rows
         ],
-        empty="no models yet (try `modeldeck demo`)",
+        empty=empty,
     )
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from modeldeck.core import db
 from modeldeck.core.auth.models import Actor
 from modeldeck.core.clock import Clock, as_utc, utcnow
 from modeldeck.core.config import Settings
@@ -181,7 +182,7 @@ def active_deployment(
 
 
 def get_check(session: Session, check_id: int) -> CheckResult:
-    row = session.get(CheckResult, check_id)
+    row = db.get_by_id(session, CheckResult, check_id)
     if row is None:
         raise NotFound(f"no check result with id {check_id}")
     return row

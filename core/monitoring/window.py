@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlmodel import Session
 
+from modeldeck.core import db
 from modeldeck.core.clock import Clock, as_utc
 from modeldeck.core.config import CheckConfig, Settings
 from modeldeck.core.environments.models import Environment
@@ -117,7 +118,7 @@ def load(
 ) -> Window:
     """Resolve the deployment and read its window. An unknown deployment is NotFound; any
     other failure is kept in `load_error` so each check records it as its own error."""
-    deployment = session.get(Deployment, deployment_id)
+    deployment = db.get_by_id(session, Deployment, deployment_id)
     if deployment is None:
         raise NotFound(f"no deployment with id {deployment_id}")
     ctx = deployment_rows.load(session, deployment)

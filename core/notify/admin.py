@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from modeldeck.core import logs
+from modeldeck.core import db, logs
 from modeldeck.core.alerts import service as alerts
 from modeldeck.core.alerts.models import Alert, Severity
 from modeldeck.core.audit import service as audit
@@ -185,7 +185,9 @@ def requeue(
         found = {
             m.id: m
             for m in session.exec(
-                select(OutboxMessage).where(col(OutboxMessage.id).in_(wanted))
+                select(OutboxMessage).where(
+                    col(OutboxMessage.id).in_([i for i in wanted if db.possible_id(i)])
+                )
             ).all()
         }
         missing = [i for i in wanted if i not in found]

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from modeldeck.core import db
 from modeldeck.core.alerts.models import Alert, AlertPublic, AlertStatus
 from modeldeck.core.alerts.public import to_public as alerts_public
 from modeldeck.core.config import Settings
@@ -150,7 +151,7 @@ def _approvals_text(dep: DeploymentPublic, required: int) -> str:
 
 
 def load_alert_message(session: Session, settings: Settings, alert_id: int) -> Message:
-    row = session.get(Alert, alert_id)
+    row = db.get_by_id(session, Alert, alert_id)
     if row is None:
         raise NotFound(f"no alert with id {alert_id}")
     return alert_message(

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as Spec
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -87,8 +87,13 @@ class ModelVersion(SQLModel, table=True):
     stage: Stage = enum_column(Stage, Stage.none)
 
 
+# Why a version needs one of the two: a promote deploys the image (Kubernetes) or the
+# artifact (KServe); with neither, the cluster would keep running the old version.
+
+
 class ModelVersionCreate(BaseModel):
-    """What `register` accepts. Lineage fields are optional but recommended."""
+    """What `register` accepts: an image or an artifact URI (or both), and lineage, which is
+    optional but recommended."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -118,6 +123,14 @@ class ModelVersionCreate(BaseModel):
             _check_key(key, "param")
             _check_json(item, f"param {key!r}", depth=0)
         return value
+
+    @model_validator(mode="after")
+    def _deployable(self) -> ModelVersionCreate:
+        if not self.image.strip() and not self.artifact_uri.strip():
+            raise ValueError(
+                "a version needs something to deploy: an image, an artifact_uri or both"
+            )
+        return self
 
 
 def _check_key(key: str, what: str) -> None:

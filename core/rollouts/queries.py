@@ -181,14 +181,14 @@ def to_public(session: Session, rows: Sequence[Deployment]) -> list[DeploymentPu
 
 
 def get(session: Session, deployment_id: int) -> Deployment:
-    row = session.get(Deployment, deployment_id)
+    row = db.get_by_id(session, Deployment, deployment_id)
     if row is None:
         raise NotFound(f"no deployment with id {deployment_id}")
     return row
 
 
 def get_public(session: Session, deployment_id: int) -> DeploymentPublic:
-    rows = db.run(session, _BY_ID, id=deployment_id).all()
+    rows = db.run(session, _BY_ID, id=deployment_id).all() if db.possible_id(deployment_id) else []
     if not rows:
         raise NotFound(f"no deployment with id {deployment_id}")
     return _rows_public(session, rows)[0]

@@ -199,7 +199,7 @@ def prepare_store(rows: int, directory: str) -> Result:
             session,
             model_name="bench",
             actor=admin,
-            data=ModelVersionCreate(version="1"),
+            data=ModelVersionCreate(version="1", image="img:1"),
             create_model_if_missing=ModelCreate(name="bench", task_type=TaskType.classification),
         )
         service.set_reference(

@@ -74,7 +74,7 @@ def world(directory: str, rows: int) -> tuple[Any, Any, Any, Any]:
         session,
         model_name="bench",
         actor=admin,
-        data=ModelVersionCreate(version="1"),
+        data=ModelVersionCreate(version="1", image="img:1"),
         create_model_if_missing=ModelCreate(name="bench"),
     )
     reference = batch(min(rows, 50_000), 999).drop(columns=["prediction_id", "timestamp"])

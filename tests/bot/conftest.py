@@ -92,14 +92,20 @@ def seed_world(engine: Engine, settings: Settings) -> None:
                 session,
                 model_name="fraud-detector",
                 actor=SEED,
-                data=ModelVersionCreate(version=version, metrics={"auc": 0.9}),
+                data=ModelVersionCreate(
+                    version=version,
+                    image=f"registry.example.org/fraud-detector:{version}",
+                    metrics={"auc": 0.9},
+                ),
                 create_model_if_missing=ModelCreate(name="fraud-detector", team="risk"),
             )
         registry.register_version(
             session,
             model_name="churn-model",
             actor=SEED,
-            data=ModelVersionCreate(version="2.0.0"),
+            data=ModelVersionCreate(
+                version="2.0.0", image="registry.example.org/churn-model:2.0.0"
+            ),
             create_model_if_missing=ModelCreate(name="churn-model"),
         )
         for version in ("1.0.0", "1.1.0"):

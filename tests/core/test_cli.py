@@ -162,7 +162,7 @@ def test_register_then_list_and_read_back(cli: Cli) -> None:
 
 
 def test_register_json_output_is_the_public_schema(cli: Cli) -> None:
-    data = cli.json("register", "churn", "2.0.0", "--stage", "staging")
+    data = cli.json("register", "churn", "2.0.0", "--stage", "staging", "--artifact-uri", "s3://c")
     assert data["model"] == "churn" and data["version"] == "2.0.0"
     assert data["stage"] == "staging"
     assert datetime.fromisoformat(data["created_at"]).tzinfo is not None
@@ -190,6 +190,8 @@ def test_duplicate_version_exits_1_and_changes_nothing(cli: Cli) -> None:
         (["register", "fraud", "1.0", "-m", "auc"], "expected key=value"),
         (["register", "fraud", "1.0", "--git-commit", "nothex"], "git_commit: String should"),
         (["register", "fraud", "1.0", "--image", "a\nb"], "image: must be one line"),
+        (["register", "fraud", "1.0"], "error: a version needs something to deploy: an image, an"),
+        (["register", "fraud", "1.0", "--image", " ", "--artifact-uri", ""], "something to deploy"),
     ],
 )
 def test_bad_input_exits_2_and_changes_nothing(cli: Cli, args: list[str], message: str) -> None:
@@ -227,7 +229,8 @@ def test_values_are_printed_literally_not_as_markup(cli: Cli) -> None:
 
 def test_status_on_an_empty_and_a_filled_registry(cli: Cli) -> None:
     empty = cli("status")
-    assert empty.exit_code == 0 and "no models yet" in empty.stdout
+    assert empty.exit_code == 0
+    assert "no models yet (try `modeldeck register` or `modeldeck demo`)" in empty.stdout
     register(cli)
     rows = cli.json("status")
     assert {(r["model"], r["environment"], r["version"]) for r in rows} == {
@@ -295,7 +298,8 @@ def test_db_upgrade_reports_the_revision(cli: Cli) -> None:
 
 def test_environment_variable_picks_the_database(cli: Cli, tmp_path: Path) -> None:
     other = tmp_path / "other.db"
-    result = cli("register", "fraud", "1.0", env={"MODELDECK_DATABASE_URL": f"sqlite:///{other}"})
+    env = {"MODELDECK_DATABASE_URL": f"sqlite:///{other}"}
+    result = cli("register", "fraud", "1.0", "--image", "img:1", env=env)
     assert result.exit_code == 0, result.output
     assert other.exists() and not (tmp_path / "md.db").exists()
 

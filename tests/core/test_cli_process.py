@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,36 @@ def test_bad_config_file_exits_1_with_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in broken.stderr
 
 
+def test_bad_database_url_or_log_level_exits_1_with_one_clear_line(tmp_path: Path) -> None:
+    result = run(tmp_path, "models", "list", env={"MODELDECK_DATABASE_URL": "notaurl"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: environment variable MODELDECK_DATABASE_URL: database_url: not a database URL; "
+        "use sqlite:///path/to/file.db or postgresql://user@host/database (psycopg 3)"
+    ]
+    (tmp_path / "modeldeck.yaml").write_text("log_level: LOUD\n")
+    api = run(tmp_path, "api", timeout=60)
+    assert api.returncode == 1
+    assert api.stderr.splitlines() == [
+        "error: modeldeck.yaml: log_level: 'LOUD' is not a log level; "
+        "use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    ]
+
+
+def test_api_on_a_port_in_use_exits_1_naming_the_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(tmp_path, "api", "--port", str(port), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use; stop the other server or choose "
+        "another port with --port"
+    ]
+    assert not (tmp_path / ".modeldeck").exists()  # refused before the database was touched
+
+
 def test_register_list_status_with_json_and_exit_codes(tmp_path: Path) -> None:
     (tmp_path / "modeldeck.yaml").write_text(
         yaml.safe_dump(
@@ -96,7 +127,7 @@ def test_register_list_status_with_json_and_exit_codes(tmp_path: Path) -> None:
     assert [m["name"] for m in models["data"]] == ["fraud"]
     status = as_json(run(tmp_path, "--json", "status", "fraud"))
     assert {row["environment"] for row in status} == {"staging", "production"}
-    duplicate = run(tmp_path, "register", "fraud", "1.0")
+    duplicate = run(tmp_path, "register", "fraud", "1.0", "--image", "img:1")
     assert duplicate.returncode == 1
     assert duplicate.stderr.startswith("error: model 'fraud' already has a version '1.0'")
     malformed = run(tmp_path, "register", "Fraud Detector", "1.0")

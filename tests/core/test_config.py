@@ -198,6 +198,26 @@ def test_bad_environment_variable_is_named(tmp_path: Path, monkeypatch: pytest.M
         ("slack:\n  mode: http\nslack:\n  mode: socket\n", "{file}: not valid YAML at line 3"),
         ("- just\n- a list\n", "{file}: the top level must be a mapping of keys, not list"),
         ("_env_file: /etc/passwd\n", "{file}: _env_file: unknown key"),
+        (
+            "database_url: notaurl\n",
+            "{file}: database_url: not a database URL; use sqlite:///path/to/file.db or "
+            "postgresql://user@host/database (psycopg 3)",
+        ),
+        ("database_url: 'postgresql://u@h:port/d'\n", "{file}: database_url: not a database URL"),
+        (
+            "database_url: mysql://u@h/d\n",
+            "{file}: database_url: unsupported database 'mysql'; use",
+        ),
+        ("database_url: oracle://x\n", "{file}: database_url: unsupported database 'oracle'; use"),
+        (
+            "log_level: LOUD\n",
+            "{file}: log_level: 'LOUD' is not a log level; use one of DEBUG, INFO, WARNING, "
+            "ERROR, CRITICAL",
+        ),
+        ("log_level: warn\n", "{file}: log_level: 'warn' is not a log level"),  # uvicorn: no
+        ("api:\n  port: 70000\n", "{file}: api.port: Input should be less than or equal to 65535"),
+        ("api:\n  port: 0\n", "{file}: api.port: Input should be greater than or equal to 1"),
+        ("slack:\n  http_port: -1\n", "{file}: slack.http_port: Input should be greater"),
     ],
 )
 def test_bad_config_file_gives_one_clear_message(tmp_path: Path, text: str, expected: str) -> None:
@@ -205,6 +225,39 @@ def test_bad_config_file_gives_one_clear_message(tmp_path: Path, text: str, expe
     message = config_error(path)
     assert message.startswith(expected.format(file=path)), message
     assert "Traceback" not in message and "pydantic" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///./x.db",
+        "sqlite+pysqlite:////abs/x.db",
+        "postgres://u@h/d",
+        "postgresql://u:p@h:5433/d",
+        "postgresql+psycopg://u@h/d",
+    ],
+)
+def test_supported_database_urls_are_accepted(url: str) -> None:
+    assert Settings(database_url=url).database_url == url
+
+
+def test_log_level_is_case_insensitive() -> None:
+    assert Settings(log_level="debug").log_level == "DEBUG"
+    assert Settings(log_level=" Warning ").log_level == "WARNING"
+
+
+def test_bad_database_url_from_the_environment_names_it_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELDECK_DATABASE_URL", "postgresql+asyncpg://md:s3cret@db/md")
+    message = config_error()
+    assert message == (
+        "environment variable MODELDECK_DATABASE_URL: database_url: unsupported database "
+        "'postgresql+asyncpg'; use sqlite:///path/to/file.db or postgresql://user@host/database "
+        "(psycopg 3)"
+    )
+    assert "s3cret" not in message
 
 
 def test_duplicate_key_names_the_key(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from modeldeck.core import db
 from modeldeck.core.tables import metadata
 from tests.utils import db as testdb
+from tests.utils.servers import wait_until
 
 CORE = Path(__file__).parents[2] / "core"
 
@@ -208,3 +209,40 @@ def test_every_table_module_is_imported_by_tables_py() -> None:
     assert result.returncode == 0, result.stderr
     forgotten = json.loads(result.stdout.strip().splitlines()[-1])
     assert forgotten == [], f"import these table modules in core/tables.py: {forgotten}"
+
+
+@pytest.mark.postgres
+def test_pods_migrating_together_on_postgres_all_succeed(tmp_path: Path) -> None:
+    """Kubernetes starts every pod's `db upgrade` init container at once on a fresh database:
+    they take turns (advisory lock) instead of racing to create the same tables."""
+    testdb.require_postgres()
+    url, schema = testdb.postgres_schema_url()
+    go = tmp_path / "go"
+    code = (
+        "import os, sys, time\n"
+        "from modeldeck.core import db\n"
+        "engine = db.make_engine(sys.argv[1])\n"
+        "open(sys.argv[3], 'w').close()\n"
+        "while not os.path.exists(sys.argv[2]):\n"
+        "    time.sleep(0.002)\n"
+        "db.upgrade(engine)\n"
+    )
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, url, str(go), str(tmp_path / f"ready-{i}")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(6)
+        ]
+        wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == 6, what="six migrators")
+        go.touch()
+        outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, outputs
+        engine = db.make_engine(url)
+        head = ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head()
+        assert db.current_revision(engine) == head
+        engine.dispose()
+    finally:
+        testdb.drop_schema(schema)

@@ -17,7 +17,7 @@ def test_register_on_both_databases(any_engine: Engine, settings: Settings, admi
             session,
             model_name="fraud",
             actor=admin,
-            data=ModelVersionCreate(version="1.0.0"),
+            data=ModelVersionCreate(version="1.0.0", image="img:1.0.0"),
             create_model_if_missing=ModelCreate(name="fraud"),
         )
         assert registry.list_versions(session, "fraud").count == 1

@@ -78,7 +78,9 @@ def test_end_to_end_through_the_typed_client(world: ApiWorld, base_url: str) -> 
             metrics={"auc": 0.93},
         )
         assert isinstance(version, ModelVersionPublic) and version.metrics == {"auc": 0.93}
-        md.register_version("fraud-detector", ModelVersionCreate(version="1.5.0+build.7"))
+        md.register_version(
+            "fraud-detector", ModelVersionCreate(version="1.5.0+build.7", image="img:1.5")
+        )
         assert md.get_version("fraud-detector", "1.5.0+build.7").version == "1.5.0+build.7"
         models = md.list_models(team="risk")
         assert isinstance(models, ModelsPublic) and [m.name for m in models.data] == [
@@ -190,7 +192,7 @@ def test_rollouts_and_alerts_through_the_typed_client(world: ApiWorld, base_url:
 def test_error_answers_become_core_exceptions(world: ApiWorld, base_url: str) -> None:
     deployer = client_as(world, base_url, Role.deployer)
     deployer.create_model("fraud")
-    deployer.register_version("fraud", "1.0")
+    deployer.register_version("fraud", "1.0", image="img:1.0")
     before = snapshot(world.engine)
     with pytest.raises(NotFound, match="no model named 'frau'") as not_found:
         deployer.get_model("frau")
@@ -198,11 +200,11 @@ def test_error_answers_become_core_exceptions(world: ApiWorld, base_url: str) ->
     with pytest.raises(NotFound, match="has no version '9'"):
         deployer.get_version("fraud", "9")
     with pytest.raises(Conflict, match="already has a version '1.0'") as conflict:
-        deployer.register_version("fraud", "1.0")
+        deployer.register_version("fraud", "1.0", image="img:1.0")
     assert conflict.value.status_code == 409 and "immutable" in str(conflict.value.hint)
-    with pytest.raises(Forbidden, match="needs deployer"):
+    with pytest.raises(Forbidden, match="POST /api/v1/models needs the deployer role"):
         client_as(world, base_url, Role.viewer).create_model("other")
-    with pytest.raises(Forbidden, match="needs admin"):
+    with pytest.raises(Forbidden, match="POST /api/v1/tokens needs the admin role"):
         deployer.create_token("sneaky", role=Role.admin)
     with pytest.raises(Unauthorized, match="invalid API token"):
         ModeldeckClient(base_url, "mdk_wrong").list_models()

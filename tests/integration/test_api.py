@@ -44,7 +44,8 @@ def fraud(world: ApiWorld, client: TestClient) -> None:
     """A model `fraud` with version 1.0."""
     headers = world.auth(Role.deployer)
     assert client.post(f"{V1}/models", json={"name": "fraud"}, headers=headers).status_code == 201
-    response = client.post(f"{V1}/models/fraud/versions", json={"version": "1.0"}, headers=headers)
+    body = {"version": "1.0", "image": "ghcr.io/acme/fraud:1.0"}
+    response = client.post(f"{V1}/models/fraud/versions", json=body, headers=headers)
     assert response.status_code == 201
 
 
@@ -252,13 +253,13 @@ def test_expired_and_revoked_tokens_are_401(world: ApiWorld, client: TestClient)
 
 
 @pytest.mark.parametrize(
-    ("role", "method", "path", "body", "detail"),
+    ("role", "method", "path", "body", "needed"),
     [
-        (Role.viewer, "POST", "/models", {"name": "x"}, "needs deployer"),
-        (Role.viewer, "POST", "/models/fraud/versions", {"version": "2"}, "needs deployer"),
-        (Role.deployer, "POST", "/tokens", {"name": "t", "role": "admin"}, "needs admin"),
-        (Role.approver, "GET", "/tokens", None, "needs admin"),
-        (Role.approver, "DELETE", "/tokens/1", None, "needs admin"),
+        (Role.viewer, "POST", "/models", {"name": "x"}, "deployer"),
+        (Role.viewer, "POST", "/models/fraud/versions", {"version": "2", "image": "i"}, "deployer"),
+        (Role.deployer, "POST", "/tokens", {"name": "t", "role": "admin"}, "admin"),
+        (Role.approver, "GET", "/tokens", None, "admin"),
+        (Role.approver, "DELETE", "/tokens/1", None, "admin"),
     ],
 )
 def test_roles_that_may_not_get_403(
@@ -269,11 +270,16 @@ def test_roles_that_may_not_get_403(
     method: str,
     path: str,
     body: dict[str, Any] | None,
-    detail: str,
+    needed: str,
 ) -> None:
     answer = refused(world, client, method, V1 + path, 403, role=role, json=body)
-    assert answer["error"] == "forbidden" and detail in answer["detail"]
-    assert f"token:{role}-token is {role}" in answer["detail"]
+    assert answer["error"] == "forbidden"
+    assert answer["detail"] == (
+        f"{method} {V1}{path} needs the {needed} role; token:{role}-token is {role}"
+    )
+
+
+HUGE = 2**63 + 1
 
 
 # --- 404 ------------------------------------------------------------------------------------
@@ -289,6 +295,17 @@ def test_roles_that_may_not_get_403(
         ("GET", "/environments/qa", "no environment named 'qa'"),
         ("GET", "/environments/qa/running?at=2026-01-01T00:00:00Z", "no environment named"),
         ("GET", "/deployments/999", "no deployment with id 999"),
+        # ids no row can have (INTEGER is 32-bit on PostgreSQL, 64-bit on SQLite)
+        ("GET", f"/deployments/{HUGE}", f"no deployment with id {HUGE}"),
+        ("GET", "/deployments/0", "no deployment with id 0"),
+        ("GET", f"/deployments/{2**31}", f"no deployment with id {2**31}"),
+        ("GET", f"/checks/{2**31}", f"no check result with id {2**31}"),
+        ("POST", f"/deployments/{HUGE}/advance", f"no deployment with id {HUGE}"),
+        ("GET", f"/checks/{HUGE}", f"no check result with id {HUGE}"),
+        ("GET", f"/reports/{HUGE}", f"no check result with id {HUGE}"),
+        ("GET", f"/alerts/{HUGE}", f"no alert with id {HUGE}"),
+        ("POST", f"/alerts/{HUGE}/resolve", f"no alert with id {HUGE}"),
+        ("DELETE", f"/tokens/{HUGE}", f"no API token with id {HUGE}"),
         ("GET", "/deployments?model=nope", "no model named 'nope'"),
         ("GET", "/status?model=nope", "no model named 'nope'"),
         ("GET", "/no-such-route", "Not Found"),
@@ -297,7 +314,7 @@ def test_roles_that_may_not_get_403(
 def test_unknown_names_are_404(
     world: ApiWorld, client: TestClient, fraud: None, method: str, path: str, detail: str
 ) -> None:
-    json_body = {"version": "1.0"} if method == "POST" else None
+    json_body = {"version": "1.0", "image": "i"} if method == "POST" else None
     answer = refused(world, client, method, V1 + path, 404, json=json_body)
     assert answer["error"] == "not found" and detail in answer["detail"]
 
@@ -367,6 +384,13 @@ def test_duplicates_are_409(world: ApiWorld, client: TestClient, fraud: None) ->
             "finite",
         ),
         ("/models/fraud/versions", '{"version": "1 1"}', "version", "whitespace"),
+        ("/models/fraud/versions", '{"version": "1.1"}', "body", "needs something to deploy"),
+        (
+            "/models/fraud/versions",
+            '{"version": "1.1", "image": " ", "artifact_uri": ""}',
+            "body",
+            "a version needs something to deploy: an image, an artifact_uri or both",
+        ),
         ("/models/fraud/versions", '{"version": "1.1", "image": "a\\nb"}', "image", "one line"),
         (
             "/models/fraud/versions",
@@ -437,7 +461,7 @@ def test_oversized_body_is_413_and_never_parsed(
         "error": "payload too large",
         "detail": f"request body larger than {SMALL_BODY_LIMIT} bytes",
     }
-    just_fits = json.dumps({"version": "2.0", "params": {"blob": "x" * 1000}})
+    just_fits = json.dumps({"version": "2.0", "image": "i", "params": {"blob": "x" * 1000}})
     ok = client.post(
         f"{V1}/models/fraud/versions",
         content=just_fits,

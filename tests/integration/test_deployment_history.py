@@ -46,7 +46,7 @@ def world(any_engine: Engine, settings: Settings, admin: Actor) -> Iterator[Worl
                 registry.register_version(
                     session,
                     model_name=model,
-                    data=ModelVersionCreate(version=version),
+                    data=ModelVersionCreate(version=version, image=f"img:{version}"),
                     actor=admin,
                     create_model_if_missing=ModelCreate(name=model),
                 )

@@ -44,7 +44,12 @@ def live_deployment(
     ).first()
     if row is None:
         registry.register_version(
-            session, model_name=model, actor=SEEDER, data=ModelVersionCreate(version=version)
+            session,
+            model_name=model,
+            actor=SEEDER,
+            data=ModelVersionCreate(
+                version=version, image=f"registry.example.org/{model}:{version}"
+            ),
         )
         row = registry.get_version(session, found, version)
     env = session.exec(select(Environment).where(Environment.name == environment)).one()

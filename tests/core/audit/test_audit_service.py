@@ -54,13 +54,16 @@ def test_refused_service_calls_leave_no_event(
         session,
         model_name="fraud",
         actor=admin,
-        data=ModelVersionCreate(version="1.0"),
+        data=ModelVersionCreate(version="1.0", image="img:1"),
         create_model_if_missing=ModelCreate(name="fraud"),
     )
     before = count(any_engine, "audit_event")
     with pytest.raises(Conflict):
         registry.register_version(
-            session, model_name="fraud", actor=admin, data=ModelVersionCreate(version="1.0")
+            session,
+            model_name="fraud",
+            actor=admin,
+            data=ModelVersionCreate(version="1.0", image="i"),
         )
     with pytest.raises(Conflict):
         registry.create_model(session, data=ModelCreate(name="fraud"), actor=admin)

@@ -260,7 +260,7 @@ def _version(session: Session, model: str, version: str) -> tuple[int, int]:
         session,
         model_name=model,
         actor=ACTOR,
-        data=ModelVersionCreate(version=version),
+        data=ModelVersionCreate(version=version, image=f"img:{version}"),
         create_model_if_missing=ModelCreate(name=model),
     )
     row = registry.get_version(session, registry.get_model(session, model), v.version)

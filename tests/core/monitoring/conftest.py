@@ -93,7 +93,7 @@ def register(
         session,
         model_name=model,
         actor=admin,
-        data=ModelVersionCreate(version=version, metrics=metrics or {}),
+        data=ModelVersionCreate(version=version, image=f"img:{version}", metrics=metrics or {}),
         create_model_if_missing=ModelCreate(name=model, task_type=task),
     )
 

@@ -140,7 +140,7 @@ def test_a_registered_reference_uri_is_profiled_on_first_use(world: World, tmp_p
         world.session,
         model_name="fraud",
         actor=world.admin,
-        data=ModelVersionCreate(version="3.0.0", reference_data_uri=str(path)),
+        data=ModelVersionCreate(version="3.0.0", image="img:3", reference_data_uri=str(path)),
     )
     world.ingest(synth.predictions(50, 6, world.window_start()), version="3.0.0")
     profile = service.get_reference(world.session, model="fraud", version="3.0.0")

@@ -272,3 +272,14 @@ def test_free_text_with_nul_is_refused_before_the_database() -> None:
         ModelVersionCreate(version="1.0", params={"x": [1.0, float("nan")]})
     with pytest.raises(ValueError, match="metric 'auc' must be a finite number"):
         ModelVersionCreate(version="1.0", metrics={"auc": float("inf")})
+
+
+@pytest.mark.parametrize(
+    ("image", "artifact_uri"), [("", ""), ("  ", ""), ("", " \u3000"), ("  ", "  ")]
+)
+def test_a_version_needs_an_image_or_an_artifact(image: str, artifact_uri: str) -> None:
+    """Else a promote has nothing to deploy: Kubernetes would keep running the old image."""
+    with pytest.raises(ValueError, match="a version needs something to deploy"):
+        ModelVersionCreate(version="1.0", image=image, artifact_uri=artifact_uri)
+    assert ModelVersionCreate(version="1.0", image="ghcr.io/acme/fraud:1.0").artifact_uri == ""
+    assert ModelVersionCreate(version="1.0", artifact_uri="s3://m/fraud/1.0").image == ""
