@@ -24,6 +24,11 @@ class TargetMissing(BackendUnavailable):
     """The object modeldeck should change does not exist (deleted by hand, or a wrong target)."""
 
 
+class ClusterUnreachable(BackendUnavailable):
+    """No answer from the cluster's API server at all (refused, timed out, reset): every object
+    on that cluster is out of reach, so a caller going through many of them can stop asking."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a model is served: one object in one namespace of one cluster."""

@@ -2,7 +2,9 @@
 
 Every call goes through `call`, which turns the client's exceptions into
 `BackendUnavailable` with the API server's own message, so a promote that cannot reach the
-cluster fails with a reason a person can act on.
+cluster fails with a reason a person can act on. That includes an answer the client cannot
+turn into its typed object (a Deployment whose container has no name): the client raises
+ValueError/TypeError there, which would otherwise escape as a crash.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
@@ -18,21 +21,30 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import InClusterConfigLoader
 from urllib3.util.retry import Retry
 
-from modeldeck.core.clusters.backend import TargetMissing
+from modeldeck.core.clusters.backend import ClusterUnreachable, TargetMissing
 from modeldeck.core.config import ClusterConfig
 from modeldeck.core.errors import BackendUnavailable
 
 T = TypeVar("T")
+# Where Kubernetes mounts a pod's service account (token, ca.crt); tests pass their own folder.
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
-def api_client(cluster: ClusterConfig) -> k8s.ApiClient:
-    """An ApiClient for this cluster: in-cluster service account, or its kubeconfig context."""
+def api_client(cluster: ClusterConfig, *, service_account: Path = SERVICE_ACCOUNT) -> k8s.ApiClient:
+    """An ApiClient for this cluster: in-cluster service account (KUBERNETES_SERVICE_HOST/PORT
+    and the token and CA in `service_account`), or its kubeconfig context."""
     configuration = k8s.Configuration()
     try:
         if cluster.in_cluster:
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            # The library's own loader, as load_incluster_config() runs it, with the folder
+            # explicit; it re-reads the token (projected tokens rotate) once a minute.
+            InClusterConfigLoader(
+                token_filename=str(service_account / "token"),
+                cert_filename=str(service_account / "ca.crt"),
+            ).load_and_set(configuration)
         else:
             k8s_config.load_kube_config(
                 config_file=cluster.kubeconfig,
@@ -114,9 +126,18 @@ def call(cluster: ClusterConfig, what: str, fn: Callable[[], T]) -> T:
         ) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise BackendUnavailable(
+        raise ClusterUnreachable(
             f"cluster {cluster.name} unreachable during {what}: "
             f"{type(reason).__name__}: {_short(str(reason))}"
+        ) from exc
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        # The client could not read the answer into its typed object (pydantic's
+        # ValidationError is a ValueError): an odd object on the cluster, not a modeldeck crash.
+        raise BackendUnavailable(
+            f"cluster {cluster.name} returned an object modeldeck cannot read during {what}: "
+            f"{type(exc).__name__}: {_short(str(exc))}",
+            hint="look at it with `kubectl get -o yaml`; a webhook or a hand edit may have "
+            "left a field the Kubernetes API client rejects",
         ) from exc
 
 

@@ -18,7 +18,7 @@ from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import Clock, as_utc, utcnow
 from modeldeck.core.clusters import connect
-from modeldeck.core.clusters.backend import ClusterBackend, Running
+from modeldeck.core.clusters.backend import ClusterBackend, ClusterUnreachable, Running
 from modeldeck.core.clusters.models import ClusterDrift, DriftFinding, DriftKind
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import ModeldeckError
@@ -35,7 +35,10 @@ def reconcile(session: Session, *, settings: Settings, clock: Clock = utcnow) ->
     Pairs with a rollout being sent or rolling out are skipped (their cluster is meant to be
     changing); a request awaiting approval has not touched the cluster, so it is checked. An
     unreachable cluster is reported as an `unreachable` finding and leaves open findings as
-    they are: not being able to look is not the same as the drift being gone.
+    they are: not being able to look is not the same as the drift being gone. A cluster that
+    did not answer (or whose backend cannot be built) is asked once per run: its other pairs
+    are reported unreachable without a call, so a black-holed API server costs one series of
+    connect timeouts, not one per deployment.
     """
     busy = {
         (d.model_id, d.environment_id)
@@ -47,6 +50,7 @@ def reconcile(session: Session, *, settings: Settings, clock: Clock = utcnow) ->
         select(Deployment).where(Deployment.state == DeploymentState.active).order_by(Deployment.id)
     ).all()
     backends: dict[str, ClusterBackend] = {}
+    down: dict[str, str] = {}  # cluster → why it did not answer in this run
     findings: list[DriftFinding] = []
     for row in rows:
         if (row.model_id, row.environment_id) in busy:
@@ -54,27 +58,47 @@ def reconcile(session: Session, *, settings: Settings, clock: Clock = utcnow) ->
         ctx = transitions.load(session, row)
         if not ctx.env.active:
             continue
-        target = connect.target_of(ctx.env, ctx.model.name)
+        cluster = ctx.env.cluster
+        if cluster in down:
+            findings.append(_unreachable(ctx, f"not read, {down[cluster]}"))
+            continue
         try:
-            if ctx.env.cluster not in backends:
-                backends[ctx.env.cluster] = connect.backend_for(
-                    settings, ctx.env.cluster, session=session, clock=clock
-                )
-            running = backends[ctx.env.cluster].running(target)
+            running = _running(session, settings, clock, backends, ctx)
         except ModeldeckError as exc:
-            findings.append(
-                _finding(
-                    ctx,
-                    (DriftKind.unreachable, ctx.version.version, "", str(exc)),
-                    new=False,
-                    first_seen=None,
-                )
-            )
+            if isinstance(exc, ClusterUnreachable) or cluster not in backends:
+                down[cluster] = f"cluster {cluster} did not answer earlier in this run: {exc}"
+            findings.append(_unreachable(ctx, str(exc)))
             continue
         differences = compare(ctx, running)
         findings.extend(_record(session, ctx, differences, clock))
     session.commit()
     return findings
+
+
+def _running(
+    session: Session,
+    settings: Settings,
+    clock: Clock,
+    backends: dict[str, ClusterBackend],
+    ctx: transitions.Context,
+) -> Running | None:
+    """What the pair's object runs; an unexpected error (an object a backend cannot parse) is
+    logged and becomes BackendUnavailable, so one odd object does not stop the whole run."""
+    cluster = ctx.env.cluster
+    try:
+        if cluster not in backends:
+            backends[cluster] = connect.backend_for(settings, cluster, session=session, clock=clock)
+        return backends[cluster].running(connect.target_of(ctx.env, ctx.model.name))
+    except ModeldeckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as the pair's finding, with a traceback
+        # No rollback: the findings of the pairs before this one are not committed yet.
+        raise transitions.unexpected(exc, "reconcile", ctx.deployment) from exc
+
+
+def _unreachable(ctx: transitions.Context, message: str) -> DriftFinding:
+    difference = (DriftKind.unreachable, ctx.version.version, "", message)
+    return _finding(ctx, difference, new=False, first_seen=None)
 
 
 def compare(ctx: transitions.Context, running: Running | None) -> list[Difference]:

@@ -9,6 +9,7 @@ version untouched. `advance` (CLI --wait, scheduler) follows a rollout to active
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import timedelta
 
 from sqlalchemy import or_
@@ -19,7 +20,8 @@ from modeldeck.core.audit import service as audit
 from modeldeck.core.auth import service as auth
 from modeldeck.core.auth.models import Actor, Role
 from modeldeck.core.clock import Clock, as_utc, utcnow
-from modeldeck.core.config import Settings
+from modeldeck.core.clusters import connect
+from modeldeck.core.config import ClusterConfig, Settings
 from modeldeck.core.environments.models import Environment
 from modeldeck.core.errors import BackendUnavailable, Conflict, NotFound
 from modeldeck.core.metrics import BAD_RELEASES_STOPPED, PROMOTIONS
@@ -220,19 +222,39 @@ def advance(
 ) -> DeploymentPublic:
     """Move a rollout on by what the cluster says: rolling_out → active | failed.
 
-    A `pending` row that became pending more than a few seconds ago was left by a crash
+    A `pending` row that became pending more than PENDING_GRACE ago was left by a crash
     between commit and apply; it is sent again (applying the same version twice is harmless).
     The grace runs from `pending_since`, not `started_at`: an approved request is old, but its
-    approver's launch may still be running.
+    approver's launch may still be running. One still pending after the grace plus the
+    cluster's rollout timeout is failed instead: nobody advanced it for that long (no
+    scheduler, or every launch crashed), and applying a request that stale would surprise.
     """
     row = queries.get(session, deployment_id)
     if row.state == S.rolling_out:
         transitions.poll(session, row, settings=settings, clock=clock)
     elif row.state == S.pending:
-        since = as_utc(row.pending_since or row.started_at)
-        if clock() - since > PENDING_GRACE:
-            transitions.launch(session, row, settings=settings, clock=clock)
+        waited = clock() - as_utc(row.pending_since or row.started_at)
+        if waited > PENDING_GRACE:
+            ctx = transitions.load(session, row)
+            timeout = _rollout_timeout(settings, ctx.env.cluster)
+            if waited <= PENDING_GRACE + timedelta(seconds=timeout):
+                transitions.launch(session, row, settings=settings, clock=clock)
+            else:
+                reason = (
+                    f"gave up after {waited.total_seconds():.0f}s pending: it was never "
+                    f"confirmed on cluster {ctx.env.cluster} within its {timeout:g}s rollout "
+                    "timeout; nothing was sent now, request it again if it is still wanted"
+                )
+                with suppress(Conflict):  # another process moved it: its decision stands
+                    transitions.fail(session, ctx, reason, frm=(S.pending,), clock=clock)
     return admission.public(session, row)
+
+
+def _rollout_timeout(settings: Settings, cluster: str) -> float:
+    try:
+        return connect.cluster_config(settings, cluster).rollout_timeout_seconds
+    except BackendUnavailable:  # the cluster left the configuration: the default
+        return float(ClusterConfig.model_fields["rollout_timeout_seconds"].default)
 
 
 def advance_in_flight(

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from modeldeck.core import logs
 from modeldeck.core.audit import service as audit
 from modeldeck.core.auth.models import SYSTEM, Actor
 from modeldeck.core.clock import Clock, as_utc
@@ -32,7 +33,7 @@ from modeldeck.core.clusters.backend import (
     differences,
 )
 from modeldeck.core.config import Settings
-from modeldeck.core.errors import Conflict, ModeldeckError
+from modeldeck.core.errors import BackendUnavailable, Conflict, ModeldeckError
 from modeldeck.core.metrics import BAD_RELEASES_STOPPED, PROMOTIONS
 from modeldeck.core.notify import service as outbox
 from modeldeck.core.registry.models import ModelVersion
@@ -47,6 +48,7 @@ from modeldeck.core.rollouts.models import (
 )
 
 S = DeploymentState
+log = logs.get("modeldeck.rollouts")
 
 
 def move(
@@ -148,7 +150,9 @@ def launch(
     `failed` with that reason and nothing else changed (the active version still runs). An
     error answer does not prove that: a PATCH may be applied and its answer lost (timeout, a
     500 after the write), so the object is read back; if it carries this deployment, the
-    rollout is under way and `advance` follows it.
+    rollout is under way and `advance` follows it. An unexpected exception (a bug, an object
+    the client cannot read) fails the row the same way, logged with its traceback: a row left
+    `pending` would block every later promote and the emergency rollback.
     """
     ctx = load(session, row)
     target = connect.target_of(ctx.env, ctx.model.name)
@@ -156,23 +160,24 @@ def launch(
     try:
         backend = connect.backend_for(settings, ctx.env.cluster, session=session, clock=clock)
         before = backend.apply(target, _release(ctx))
-    except ModeldeckError as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the row must not stay pending
         session.rollback()
+        error = exc if isinstance(exc, ModeldeckError) else unexpected(exc, "launch", row)
         if backend is not None and _applied_anyway(backend, target, row):
-            note = f"the cluster took the change but answered: {exc}"[:4000]
+            note = f"the cluster took the change but answered: {error}"[:4000]
             _under_way(session, ctx, None, note, settings=settings, clock=clock, backend=backend)
             return None
         try:
             fail(
                 session,
                 ctx,
-                f"could not apply to cluster {ctx.env.cluster}: {exc}",
+                f"could not apply to cluster {ctx.env.cluster}: {error}",
                 frm=(S.pending,),
                 clock=clock,
             )
         except Conflict:
             return None  # another process got there first and decided
-        return exc
+        return error
     note = _drift_note(session, ctx, before)
     _under_way(session, ctx, before, note, settings=settings, clock=clock, backend=backend)
     return None
@@ -182,9 +187,20 @@ def _applied_anyway(backend: ClusterBackend, target: Target, row: Deployment) ->
     """True when the object carries this deployment although applying answered an error."""
     try:
         now = backend.running(target)
-    except ModeldeckError:
-        return False  # cannot tell: fail it; reconcile reports a change that did land
+    except Exception:  # noqa: BLE001 - cannot tell: fail it; reconcile reports a change that landed
+        return False
     return now is not None and now.deployment_id == row.id
+
+
+def unexpected(exc: Exception, step: str, row: Deployment) -> BackendUnavailable:
+    """Log an exception no backend should raise, with its traceback, and turn it into the
+    reason a person sees on the deployment."""
+    log.error(f"rollouts.{step}_crashed", deployment_id=row.id, exc_info=exc)
+    text = " ".join(str(exc).split())[:300]
+    return BackendUnavailable(
+        f"unexpected {type(exc).__name__}: {text}",
+        hint="modeldeck's log has the traceback; please report it",
+    )
 
 
 def _under_way(
@@ -257,6 +273,10 @@ def poll(
         phase, message = Phase.failed, f"the serving object is gone: {exc}"
     except ModeldeckError as exc:
         phase, message = Phase.progressing, f"cannot read the rollout status: {exc}"
+    except Exception as exc:  # noqa: BLE001 - raising would skip the timeout below forever
+        session.rollback()
+        phase = Phase.progressing
+        message = f"cannot read the rollout status: {unexpected(exc, 'poll', row)}"
     else:
         phase, message = status.phase, status.message
     if phase == Phase.available:
@@ -298,9 +318,12 @@ def restore(session: Session, ctx: Context, backend: ClusterBackend) -> str:
             return ""
         previous = load(session, current)
         backend.apply(target, _release(previous))
-    except ModeldeckError as exc:
+    except Exception as exc:  # noqa: BLE001 - the failure must be recorded whatever happens here
         session.rollback()
-        return f"; could not restore the active version on the cluster: {exc}"
+        error = (
+            exc if isinstance(exc, ModeldeckError) else unexpected(exc, "restore", ctx.deployment)
+        )
+        return f"; could not restore the active version on the cluster: {error}"
     return f"; restored {previous.version.version} (deployment #{current.id}) on the cluster"
 
 

@@ -13,7 +13,8 @@
 5. 20 concurrent promotes of one model on PostgreSQL: one rollout, 19 conflicts, wall time.
 
 Every promote is real: alternating versions so each request changes what runs. Figures are
-medians and p95 in milliseconds; no budget is asserted (DESIGN §6: bench prints figures).
+p50 and p95 in milliseconds; no budget is asserted (DESIGN §6: bench prints figures).
+tests/bench/test_bench_rollouts.py runs every function with tiny sizes so this cannot rot.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +53,32 @@ ADMIN = Actor(name="bench", role=Role.admin, via="cli")
 VERSIONS = ("1.0.0", "1.1.0")
 
 
-def summary(name: str, samples: list[float]) -> None:
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    clients: int
+    rollouts: int
+    conflicts: int
+    wall_ms: float
+
+
+def summary(name: str, samples: list[float]) -> Stats:
+    """Print one line of figures and return them."""
     ms = sorted(s * 1000 for s in samples)
     p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
+    stats = Stats(len(ms), statistics.median(ms), p95, ms[-1])
     print(
-        f"{name:<58} n={len(ms):<4} median {statistics.median(ms):8.1f} ms   "
-        f"p95 {p95:8.1f} ms   max {ms[-1]:8.1f} ms"
+        f"{name:<58} n={stats.n:<4} p50 {stats.p50_ms:8.1f} ms   "
+        f"p95 {stats.p95_ms:8.1f} ms   max {stats.max_ms:8.1f} ms"
     )
+    return stats
 
 
 def one_env(tmp: Path, cluster: dict[str, Any]) -> Settings:
@@ -81,8 +102,10 @@ def promote_rounds(
     settings: Settings,
     rounds: int,
     follow: Callable[[Session, int], str] | None = None,
+    first: int = 0,
 ) -> list[float]:
-    """Promote alternately 1.0.0 / 1.1.0 and time each request to `active`."""
+    """Promote alternately 1.0.0 / 1.1.0 and time each request to `active`; `first` is how
+    many promotes ran before, so an odd count does not ask for the active version again."""
     samples = []
     with Session(engine, expire_on_commit=False) as session:
         for i in range(rounds):
@@ -91,7 +114,7 @@ def promote_rounds(
                 session,
                 settings=settings,
                 model="m0",
-                version=VERSIONS[i % 2],
+                version=VERSIONS[(first + i) % 2],
                 environment="staging",
                 actor=ADMIN,
             )
@@ -114,16 +137,33 @@ def advance_until_active(settings: Settings, interval: float) -> Callable[[Sessi
     return follow
 
 
-def bench_simulated(tmp: Path, rounds: int, engine: Engine | None, label: str) -> None:
+def bench_simulated(tmp: Path, rounds: int, engine: Engine | None, label: str) -> Stats:
     settings = one_env(tmp, {"name": "sim", "backend": "simulated"})
     engine = engine or testdb.sqlite_engine(testdb.sqlite_template(tmp), tmp / "sim.db")
     prepared(engine, settings)
-    summary(
+    return summary(
         f"simulated (instant), {label}: promote → active", promote_rounds(engine, settings, rounds)
     )
 
 
-def bench_kubernetes(tmp: Path, rounds: int, rollout_seconds: float) -> None:
+def bench_simulated_postgres(tmp: Path, rounds: int) -> Stats:
+    """bench_simulated on a fresh PostgreSQL schema (MODELDECK_TEST_POSTGRES_URL)."""
+    url, schema = testdb.postgres_schema_url()
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        return bench_simulated(tmp, rounds, engine, "PostgreSQL")
+    finally:
+        engine.dispose()
+        testdb.drop_schema(schema)
+
+
+def bench_kubernetes(
+    tmp: Path, rounds: int, rollout_seconds: float, slow_rounds: int | None = None
+) -> tuple[Stats, Stats]:
+    """(done on the next read, taking `rollout_seconds`); `slow_rounds` defaults to
+    max(5, rounds // 4)."""
+    slow_rounds = max(5, rounds // 4) if slow_rounds is None else slow_rounds
     with FakeKubernetes() as fake:
         fake.add_deployment("ml", "m0", image="img:0", version="0")
         config = write_kubeconfig(tmp / "kubeconfig", {"fake": fake})
@@ -134,19 +174,20 @@ def bench_kubernetes(tmp: Path, rounds: int, rollout_seconds: float) -> None:
         engine = testdb.sqlite_engine(testdb.sqlite_template(tmp), tmp / "k8s.db")
         prepared(engine, settings)
         follow = advance_until_active(settings, 0.05)
-        summary(
+        instant = summary(
             "kubernetes (fake API, done on next read): promote → active",
             promote_rounds(engine, settings, rounds, follow),
         )
         fake.set_mode(DEPLOYMENT, "ml", "m0", "ok", seconds=rollout_seconds)
-        samples = promote_rounds(engine, settings, max(5, rounds // 4), follow)
-        summary(f"kubernetes (fake API, {rollout_seconds:g}s rollout, poll 50 ms)", samples)
+        samples = promote_rounds(engine, settings, slow_rounds, follow, first=rounds)
+        slow = summary(f"kubernetes (fake API, {rollout_seconds:g}s rollout, poll 50 ms)", samples)
         print(
-            f"{'':<58} overhead over the rollout itself: median "
+            f"{'':<58} overhead over the rollout itself: p50 "
             f"{(statistics.median(samples) - rollout_seconds) * 1000:.1f} ms"
         )
         calls = len(fake.requests)
-        print(f"{'':<58} {calls} API requests for {rounds + max(5, rounds // 4)} rollouts")
+        print(f"{'':<58} {calls} API requests for {rounds + slow_rounds} rollouts")
+    return instant, slow
 
 
 @contextmanager
@@ -160,7 +201,7 @@ def api_server(engine: Engine, settings: Settings) -> Iterator[tuple[str, str]]:
         yield url, token
 
 
-def bench_api(tmp: Path, rounds: int) -> None:
+def bench_api(tmp: Path, rounds: int) -> Stats:
     import httpx
 
     settings = one_env(tmp, {"name": "sim", "backend": "simulated"})
@@ -181,10 +222,11 @@ def bench_api(tmp: Path, rounds: int) -> None:
             )
             samples.append(time.perf_counter() - start)
             assert response.status_code == 201, response.text
-    summary("REST POST /deployments (simulated, SQLite, HTTP)", samples)
+    return summary("REST POST /deployments (simulated, SQLite, HTTP)", samples)
 
 
-def bench_conflicts(clients: int = 20) -> None:
+def bench_conflicts(clients: int = 20) -> Conflicts:
+    """`clients` promotes of one model at the same instant on PostgreSQL: one must win."""
     url, schema = testdb.postgres_schema_url()
     engine = db.make_engine(url)
     try:
@@ -225,6 +267,7 @@ def bench_conflicts(clients: int = 20) -> None:
         summary(
             f"  per-request latency under contention ({clients} clients)", [d for _, d in results]
         )
+        return Conflicts(clients, won, lost, wall * 1000)
     finally:
         engine.dispose()
         testdb.drop_schema(schema)
@@ -244,14 +287,7 @@ def main() -> None:
         bench_simulated(base / "sim", args.rounds, None, "SQLite")
         pg_down = testdb.postgres_reachable()
         if not args.skip_postgres and pg_down is None:
-            url, schema = testdb.postgres_schema_url()
-            engine = db.make_engine(url)
-            db.upgrade(engine)
-            try:
-                bench_simulated(base / "pg", args.rounds, engine, "PostgreSQL")
-            finally:
-                engine.dispose()
-                testdb.drop_schema(schema)
+            bench_simulated_postgres(base / "pg", args.rounds)
         bench_kubernetes(base / "k8s", args.rounds, args.k8s_rollout)
         bench_api(base / "api", args.rounds)
         if not args.skip_postgres and pg_down is None:

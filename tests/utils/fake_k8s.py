@@ -14,12 +14,12 @@ status the fake derives on every read from the object's `mode`:
   stuck  never becomes available; after `deadline` seconds the Deployment reports
          ProgressDeadlineExceeded (an InferenceService reports BlockedByFailedLoad)
 
-Faults: `down()`/`up()` (connection refused), `fail_next(n, status)`, `slow_next(n, seconds)`
-(both optionally for one `method` only, and `after_apply=True` to do the work first and then
-answer late or with the error, as an API server whose write landed but whose answer was lost),
-`delete()` (deleted by hand), `edit()` (changed by hand), `freeze_status()` (the controller has
-not looked yet: reads keep the status as it was, stale observedGeneration included). Every
-request is recorded.
+Faults: `down()`/`up()` (connection refused), `hang_up()` (connections closed unanswered, each
+attempt recorded), `fail_next(n, status)`, `slow_next(n, seconds)` (optionally for one `method`;
+`after_apply=True` does the work first, as an API server whose answer was lost), `delete()`
+and `edit()` (by hand), `malform()` (answers the client cannot read, e.g. a container without a
+name), `freeze_status()` (stale status: the controller has not looked yet). `tls=` serves HTTPS.
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from __future__ import annotations
 import copy
 import json
 import re
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from tests.utils import k8s_objects as objects
 from tests.utils.servers import free_port
 
 Obj = dict[str, Any]
+Change = Callable[[Obj], None]
 DEPLOYMENT, ISVC = "deployments", "inferenceservices"
 _PATH = re.compile(
     r"^/apis/(?P<group>apps/v1|serving\.kserve\.io/v1beta1)/namespaces/(?P<ns>[^/]+)/"
@@ -68,6 +69,7 @@ class _Item:
     changed_at: float | None = None  # None: never changed since created (steady)
     finished: bool = False
     frozen_status: Obj | None = None
+    malform: Change | None = None  # applied to what is served, not to what is stored
 
 
 @dataclass
@@ -78,27 +80,18 @@ class _Fault:
     after_apply: bool = False  # do the work first, then misbehave
 
 
-@dataclass
-class _Faults:
-    queue: list[_Fault] = field(default_factory=list)
-
-    def pop(self, method: str) -> _Fault | None:
-        for i, fault in enumerate(self.queue):
-            if fault.method is None or fault.method == method:
-                return self.queue.pop(i)
-        return None
-
-
 class FakeKubernetes:
     """The server; use as a context manager (`with FakeKubernetes() as fake:`)."""
 
-    def __init__(self, token: str = "test-token") -> None:
+    def __init__(self, token: str = "test-token", tls: ssl.SSLContext | None = None) -> None:
         self.token = token
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.requests: list[Recorded] = []
+        self.hanging_up = False
         self._items: dict[tuple[str, str, str], _Item] = {}
-        self._faults = _Faults()
+        self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -113,13 +106,11 @@ class FakeKubernetes:
 
     def up(self) -> None:
         """Listen (again) on the same port."""
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        handler = type("Handler", (_Handler,), {"server_fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.02,), daemon=True
         )
@@ -135,6 +126,14 @@ class FakeKubernetes:
             self._server = None
 
     # faults -----------------------------------------------------------------------------
+    def hang_up(self, on: bool = True) -> None:
+        self.hanging_up = on  # read by the handler before anything else
+
+    def malform(self, plural: str, namespace: str, name: str, change: Change | None) -> None:
+        """Serve the object (GET and PATCH answers) through `change`; None serves it whole."""
+        with self._lock:
+            self._items[(plural, namespace, name)].malform = change
+
     def fail_next(
         self,
         count: int = 1,
@@ -144,18 +143,13 @@ class FakeKubernetes:
         after_apply: bool = False,
     ) -> None:
         with self._lock:
-            self._faults.queue.extend(
-                _Fault(status=status, method=method, after_apply=after_apply) for _ in range(count)
-            )
+            self._faults += [_Fault(status, 0, method, after_apply) for _ in range(count)]
 
     def slow_next(
         self, count: int, seconds: float, *, method: str | None = None, after_apply: bool = False
     ) -> None:
         with self._lock:
-            self._faults.queue.extend(
-                _Fault(seconds=seconds, method=method, after_apply=after_apply)
-                for _ in range(count)
-            )
+            self._faults += [_Fault(None, seconds, method, after_apply) for _ in range(count)]
 
     # objects ----------------------------------------------------------------------------
     def add_deployment(
@@ -198,8 +192,8 @@ class FakeKubernetes:
         namespace: str,
         name: str,
         mode: str,
-        seconds: float = 0.0,
-        deadline: float = 0.0,
+        seconds: float = 0,
+        deadline: float = 0,
     ) -> None:
         with self._lock:
             item = self._items[(plural, namespace, name)]
@@ -210,7 +204,7 @@ class FakeKubernetes:
         with self._lock:
             self._items[(plural, namespace, name)].finished = True
 
-    def edit(self, plural: str, namespace: str, name: str, change: Callable[[Obj], None]) -> None:
+    def edit(self, plural: str, namespace: str, name: str, change: Change) -> None:
         """Change an object by hand (as `kubectl edit` would); a spec change rolls out."""
         with self._lock:
             item = self._items[(plural, namespace, name)]
@@ -239,7 +233,7 @@ class FakeKubernetes:
         return [r for r in self.requests if r.method == "PATCH"]
 
     # internals --------------------------------------------------------------------------
-    def _store(self, item: _Item, change: Callable[[Obj], None]) -> None:
+    def _store(self, item: _Item, change: Change) -> None:
         before = json.dumps(item.body.get("spec"), sort_keys=True)
         change(item.body)
         meta = item.body["metadata"]
@@ -262,6 +256,12 @@ class FakeKubernetes:
         )
         return body
 
+    def _answer(self, plural: str, item: _Item) -> tuple[int, Obj]:
+        body = self._render(plural, item)
+        if item.malform is not None:
+            item.malform(body)
+        return 200, body
+
     def _phase(self, item: _Item) -> str:
         if item.changed_at is None or item.finished:
             return "done"
@@ -281,9 +281,15 @@ class FakeKubernetes:
         body = json.loads(raw) if raw else None
         with self._lock:
             self.requests.append(Recorded(method, path, content_type, body))
-            if headers.get("authorization") != f"Bearer {self.token}":
+            if self.hanging_up:
+                return 0, {}
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            # The scheme is case-insensitive (RFC 9110); in-cluster config sends "bearer".
+            if scheme.lower() != "bearer" or token != self.token:
                 return 401, objects.status(401, "Unauthorized", "Unauthorized")
-            fault = self._faults.pop(method)
+            fault = next((f for f in self._faults if f.method in (None, method)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is None or not fault.after_apply:
             if fault is not None and fault.status is not None:
                 return fault.status, objects.internal_error(fault.status)
@@ -310,7 +316,7 @@ class FakeKubernetes:
                 group = "apps" if plural == DEPLOYMENT else "serving.kserve.io"
                 return 404, objects.status(404, "NotFound", f'{plural}.{group} "{name}" not found')
             if method == "GET":
-                return 200, self._render(plural, item)
+                return self._answer(plural, item)
             if method != "PATCH":
                 return 405, objects.status(405, "MethodNotAllowed", f"{method} is not supported")
             return self._patch(plural, item, content_type, body)
@@ -342,7 +348,7 @@ class FakeKubernetes:
             obj.update(candidate)
 
         self._store(item, replace)
-        return 200, self._render(plural, item)
+        return self._answer(plural, item)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -356,6 +362,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         code, body = self.server_fake.handle(self.command, self.path, headers, raw)
+        if code == 0:  # hang up: no status line, the client sees the peer vanish
+            self.close_connection = True
+            return
         data = json.dumps(body).encode()
         try:
             self.send_response(code)
@@ -387,9 +396,3 @@ def write_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-@contextmanager
-def running_fake(token: str = "test-token") -> Iterator[FakeKubernetes]:
-    with FakeKubernetes(token) as fake:
-        yield fake

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from modeldeck.core.clusters import connect
-from modeldeck.core.clusters.backend import Phase, Release, Running, Target
+from modeldeck.core.clusters.backend import ClusterUnreachable, Phase, Release, Running, Target
 from modeldeck.core.clusters.k8s import KubernetesBackend
 from modeldeck.core.clusters.kubeclient import TargetMissing
 from modeldeck.core.config import ClusterConfig, Settings
@@ -313,3 +313,34 @@ def test_backends_of_one_cluster_share_one_api_client(
     fresh = connect.backend_for(settings, "gpu-a100", session=session)
     assert isinstance(fresh, KubernetesBackend)
     assert fresh.api.api_client is not first.api.api_client
+
+
+def test_an_object_the_client_cannot_read_is_backend_unavailable_not_a_crash(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    def no_name(obj: dict[str, Any]) -> None:  # the client's V1Container requires a name
+        obj["spec"]["template"]["spec"]["containers"][0].pop("name")
+
+    fake.malform(DEPLOYMENT, "ml-prod", "fraud", no_name)
+    with pytest.raises(BackendUnavailable) as exc:
+        backend.running(TARGET)
+    assert not isinstance(exc.value, ClusterUnreachable)  # one object, not the cluster
+    assert exc.value.message.startswith(
+        "cluster gpu-a100 returned an object modeldeck cannot read during reading Deployment "
+        "ml-prod/fraud on cluster gpu-a100: ValidationError: 1 validation error for V1Container"
+    )
+    assert exc.value.hint and "kubectl get -o yaml" in exc.value.hint
+    with pytest.raises(BackendUnavailable, match="cannot read during reading"):
+        backend.apply(TARGET, RELEASE)
+    assert fake.patches() == []  # the read before the patch failed: nothing was changed
+    fake.malform(DEPLOYMENT, "ml-prod", "fraud", None)
+    assert backend.running(TARGET) is not None
+
+
+def test_a_server_that_hangs_up_is_unreachable(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    fake.hang_up()
+    with pytest.raises(ClusterUnreachable, match="unreachable during reading.*RemoteDisconnected"):
+        backend.running(TARGET)
+    assert len(fake.requests) == 1  # a request the server may have seen is never retried

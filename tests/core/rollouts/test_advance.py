@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from modeldeck.core.audit.models import AuditEvent
 from modeldeck.core.auth.models import Actor
 from modeldeck.core.clock import FixedClock
-from modeldeck.core.clusters import simulated
+from modeldeck.core.clusters import connect, simulated
+from modeldeck.core.clusters.backend import Target
 from modeldeck.core.config import Settings
 from modeldeck.core.environments import service as environments
 from modeldeck.core.rollouts import queries
@@ -221,3 +223,63 @@ def test_a_pending_row_left_by_a_crash_is_sent_again(
     clock.advance(minutes=1)
     done = rollouts.advance(session, settings=settings, deployment_id=row.id, clock=clock)
     assert done.state == "active" and done.version == "1.1.0"
+
+
+def test_a_pending_row_older_than_the_rollout_timeout_is_failed_not_sent(
+    session: Session,
+    settings: Settings,
+    admin: Actor,
+    deployer: Actor,
+    approver: Actor,
+    clock: FixedClock,
+) -> None:
+    register(session, admin)
+    live(session, settings, clock, deployer, approver, "1.0.0", "staging")
+    active = queries.history(session, environment="staging").data[0]
+    env_id = queries.get(session, active.id).environment_id
+    # Recorded, then nothing advanced it for longer than a rollout may take (no scheduler, or
+    # every launch crashed); it used to stay `pending` and block every later request.
+    row = Deployment(
+        model_id=1,
+        environment_id=env_id,
+        version_id=2,
+        kind="promote",
+        state="pending",
+        requested_by="carol",
+        requested_via="cli",
+        started_at=clock(),
+        pending_since=clock(),
+    )
+    session.add(row)
+    session.commit()
+    assert row.id is not None
+    timeout = settings.clusters[0].rollout_timeout_seconds
+    clock.advance(seconds=30 + timeout + 1)  # PENDING_GRACE + the cluster's rollout timeout
+    dep = rollouts.advance(session, settings=settings, deployment_id=row.id, clock=clock)
+    assert (dep.state, dep.finished_at) == ("failed", clock())
+    assert dep.message == (
+        f"gave up after {30 + timeout + 1:.0f}s pending: it was never confirmed on cluster gpu-l4 "
+        f"within its {timeout:g}s rollout timeout; nothing was sent now, request it again if it "
+        "is still wanted"
+    )
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "deployment.failed")).one()
+    assert event.target.endswith(f"deployment:{row.id}") and event.actor == "modeldeck"
+    assert simulated_version(session, settings, clock) == "1.0.0"  # nothing was sent
+    again = rollouts.promote(
+        session,
+        settings=settings,
+        model="fraud",
+        version="1.1.0",
+        environment="staging",
+        actor=deployer,
+        clock=clock,
+    )
+    assert again.state == "active"
+
+
+def simulated_version(session: Session, settings: Settings, clock: FixedClock) -> str | None:
+    """What staging's simulated cluster serves for fraud."""
+    backend = connect.backend_for(settings, "gpu-l4", session=session, clock=clock)
+    target = Target("gpu-l4", "ml-staging", "fraud", "fraud", "staging")
+    running = backend.running(target)
+    return running.version if running else None

@@ -239,5 +239,13 @@ def test_one_broken_rollout_does_not_stop_the_others(
     fake.edit(DEPLOYMENT, "ml-staging", "fraud", mangle)
     fake.finish(DEPLOYMENT, "ml-staging", "churn")
     moved = rollouts.advance_in_flight(session, settings=settings, clock=clock)
-    assert [(d.id, d.state) for d in moved] == [(healthy.id, "active")]
-    assert queries.get(session, broken.id).state == "rolling_out"  # tried again next pass
+    assert [(d.id, d.state) for d in moved] == [(broken.id, "rolling_out"), (healthy.id, "active")]
+    # Unreadable is "cannot tell yet", like an unreachable cluster: tried again next pass, and
+    # failed by the rollout timeout instead of staying in flight for ever.
+    assert moved[0].message.startswith(
+        "cannot read the rollout status: cluster gpu-l4 returned an object modeldeck cannot read"
+    )
+    clock.advance(seconds=901)
+    moved = rollouts.advance_in_flight(session, settings=settings, clock=clock)
+    assert [(d.id, d.state) for d in moved] == [(broken.id, "failed")]
+    assert moved[0].message.startswith("not available within 900s: cannot read")

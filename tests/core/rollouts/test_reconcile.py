@@ -138,29 +138,34 @@ def test_pairs_with_a_rollout_in_flight_are_skipped(
     assert rollouts.reconcile(session, settings=slow, clock=clock) == []
 
 
+def kubernetes_production(tmp_path: Path, fake: FakeKubernetes) -> Settings:
+    """Staging on the simulated cluster, production on the fake Kubernetes API server."""
+    config = write_kubeconfig(tmp_path / "kubeconfig", {"k8s": fake})
+    return make_settings(
+        tmp_path,
+        clusters=[
+            {"name": "gpu-l4", "backend": "simulated"},
+            {
+                "name": "gpu-a100",
+                "backend": "kubernetes",
+                "kubeconfig": str(config),
+                "context": "k8s",
+                "api_timeout_seconds": 1,
+            },
+        ],
+        environments=[
+            {"name": "staging", "cluster": "gpu-l4", "namespace": "ml-staging"},
+            {"name": "production", "cluster": "gpu-a100", "namespace": "ml-prod"},
+        ],
+    )
+
+
 def test_an_unreachable_cluster_is_reported_and_open_findings_stay_open(
     session: Session, tmp_path: Path, deployer: Actor, clock: FixedClock
 ) -> None:
     with FakeKubernetes() as fake:
         fake.add_deployment("ml-prod", "churn", image="ghcr.io/acme/churn:1.0.0", version="0.1.0")
-        config = write_kubeconfig(tmp_path / "kubeconfig", {"k8s": fake})
-        settings = make_settings(
-            tmp_path,
-            clusters=[
-                {"name": "gpu-l4", "backend": "simulated"},
-                {
-                    "name": "gpu-a100",
-                    "backend": "kubernetes",
-                    "kubeconfig": str(config),
-                    "context": "k8s",
-                    "api_timeout_seconds": 1,
-                },
-            ],
-            environments=[
-                {"name": "staging", "cluster": "gpu-l4", "namespace": "ml-staging"},
-                {"name": "production", "cluster": "gpu-a100", "namespace": "ml-prod"},
-            ],
-        )
+        settings = kubernetes_production(tmp_path, fake)
         environments.sync(session, settings)
         register(session, deployer, model="churn", versions=("1.0.0",))
         rollouts.promote(
@@ -205,3 +210,49 @@ def test_simulated_target_helper(session: Session, settings: Settings, clock: Fi
         )
     )
     assert running is not None and running.version == "1.0.0"
+
+
+def test_a_cluster_that_does_not_answer_is_asked_once_per_run(
+    session: Session, tmp_path: Path, deployer: Actor, clock: FixedClock
+) -> None:
+    """A black-holed API server costs connect timeouts per call: one series per run, not one
+    per deployment on it (which could outlast the reconcile interval)."""
+    models = ("churn", "eta", "risk")
+    with FakeKubernetes() as fake:
+        for model in models:
+            fake.add_deployment("ml-prod", model, image=f"ghcr.io/acme/{model}:0.1.0")
+        settings = kubernetes_production(tmp_path, fake)
+        environments.sync(session, settings)
+        for model in models:
+            register(session, deployer, model=model, versions=("1.0.0",))
+            dep = rollouts.promote(
+                session,
+                settings=settings,
+                model=model,
+                version="1.0.0",
+                environment="production",
+                actor=deployer,
+                clock=clock,
+            )
+            assert dep.state == "active"
+        simulated.edit_by_hand(session, **STAGING, version="1.0.0-hotfix", clock=clock)
+        fake.hang_up()
+        asked = len(fake.requests)
+        findings = rollouts.reconcile(session, settings=settings, clock=clock)
+        assert len(fake.requests) - asked == 1  # one attempt (read retries are 0), then no more
+        by_model = {(f.model, f.environment): f for f in findings}
+        first, *rest = (by_model[(m, "production")] for m in models)
+        assert first.kind == "unreachable" and first.message.startswith(
+            "cluster gpu-a100 unreachable during reading Deployment ml-prod/churn"
+        )
+        for finding in rest:
+            assert finding.kind == "unreachable"
+            assert finding.message == (
+                "not read, cluster gpu-a100 did not answer earlier in this run: " + first.message
+            )
+        # The other cluster is still reconciled.
+        assert by_model[("fraud", "staging")].kind == "version"
+        # Nothing is remembered across runs: the next run asks again and sees the cluster.
+        fake.hang_up(False)
+        later = rollouts.reconcile(session, settings=settings, clock=clock)
+        assert {(f.model, f.kind) for f in later} == {("fraud", "version")}
