@@ -55,6 +55,13 @@ def gpu(
     _print(result, days)
 
 
+def _util(mean: float | None, p95: float | None, sep: str) -> str:
+    """Utilisation mean/p95; "n/a" for a GPU that exported no utilisation readings (MIG)."""
+    if mean is None or p95 is None:
+        return "n/a"
+    return f"{mean:.0f}{sep}{p95:.0f}"
+
+
 def _print(result: HardwareReport, days: int) -> None:
     colour = "green" if result.status.available else "yellow"
     output.console.print(f"[{colour}]{escape(result.status.message)}[/{colour}]")
@@ -68,7 +75,7 @@ def _print(result: HardwareReport, days: int) -> None:
                 v.environment or v.cluster,
                 f"{v.gpu_count}× {v.gpu_model}",
                 f"{v.gpu_hours:,.1f}" + ("~" if v.approximate else ""),
-                f"{v.util_mean:.0f}/{v.util_p95:.0f}",
+                _util(v.util_mean, v.util_p95, "/"),
                 f"{v.memory_used_gib:.1f}/{v.memory_total_gib:.0f}"
                 if v.memory_used_gib is not None and v.memory_total_gib
                 else None,
@@ -89,7 +96,7 @@ def _print(result: HardwareReport, days: int) -> None:
                     g.gpu_model,
                     ", ".join(g.environments),
                     f"{g.gpu_hours:,.1f}",
-                    f"{g.util_mean:.0f} / {g.util_p95:.0f}",
+                    _util(g.util_mean, g.util_p95, " / "),
                     _money(g.cost),
                     _approx(_money(g.cost_per_1k_predictions, 4), g.predictions_approximate),
                 )

@@ -8,7 +8,10 @@ restart), as Prometheus' increase() does.
 A series holds its GPU at a step when it has a gauge reading there (utilisation, engine
 activity or memory): a series with only energy samples (a pod that stopped just before the
 window: the counter query starts one step earlier) holds nothing, and a MIG slice without
-GPU_UTIL takes its utilisation from the graphics-engine activity (× 100).
+GPU_UTIL takes its utilisation from the graphics-engine activity (× 100). A series with neither
+(a MIG slice exporting only memory) still holds its GPU, but its utilisation is unknown: its rows
+have `samples` = 0 (the number of utilisation readings), which every reader takes as "no
+utilisation", never as 0 %.
 """
 
 from __future__ import annotations
@@ -262,6 +265,8 @@ def _row(hour: int, key: SeriesKey, owner: Owner | None, acc: _Acc) -> HourlyRow
         version_id=owner.version_id if owner else None,
         environment_id=owner.environment_id if owner else None,
         attribution=(owner.method if owner else Attribution.none).value,
+        # Unknown utilisation is `samples` = 0; the 0.0 stored then is only there because the
+        # columns are NOT NULL, and readers skip it (no idle alert, no mean or p95 pulled down).
         util_mean=_mean(acc.util) or 0.0,
         util_p95=percentile(acc.util, 95),
         engine_active_mean=_mean(acc.engine),
@@ -274,5 +279,5 @@ def _row(hour: int, key: SeriesKey, owner: Owner | None, acc: _Acc) -> HourlyRow
         temp_max_celsius=max(acc.temp) if acc.temp else None,
         gpu_seconds=acc.gpu_seconds,
         shared=acc.shared,
-        samples=len(acc.util),
+        samples=len(acc.util),  # utilisation readings (0: utilisation unknown)
     )

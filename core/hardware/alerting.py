@@ -51,10 +51,15 @@ class Firing:
 
 
 def idle(session: Session, settings: Settings, end: datetime, names: Any) -> list[Firing]:
-    """GPUs a version held for the last `idle_hours` with every hour below the threshold."""
+    """GPUs a version held for the last `idle_hours` with every hour below the threshold.
+
+    Only hours with utilisation readings count (`samples` > 0): a GPU whose utilisation is
+    unknown (a MIG slice exporting only memory) is not idle, and an unknown hour is neither
+    idle nor held for this rule, so a GPU is idle only on evidence."""
     cfg = settings.prometheus
     since = floor_time(end - timedelta(hours=cfg.idle_hours), 3600)
     held = func.sum(GpuUsageHourly.gpu_seconds)  # as stored: independent of today's step
+    readings = func.nullif(func.sum(GpuUsageHourly.samples), 0)
     rows = session.execute(
         select_columns(
             GpuUsageHourly.model_id,
@@ -65,13 +70,13 @@ def idle(session: Session, settings: Settings, end: datetime, names: Any) -> lis
             GpuUsageHourly.gpu_uuid,
             held,
             func.max(GpuUsageHourly.util_mean),
-            func.sum(GpuUsageHourly.util_mean * GpuUsageHourly.samples)
-            / func.sum(GpuUsageHourly.samples),
+            func.sum(GpuUsageHourly.util_mean * GpuUsageHourly.samples) / readings,
         )
         .where(
             col(GpuUsageHourly.hour) >= since,
             col(GpuUsageHourly.hour) < end,
             col(GpuUsageHourly.version_id).is_not(None),
+            col(GpuUsageHourly.samples) > 0,
         )
         .group_by(
             GpuUsageHourly.model_id,
@@ -85,7 +90,7 @@ def idle(session: Session, settings: Settings, end: datetime, names: Any) -> lis
     out = []
     needed = 0.9 * cfg.idle_hours * 3600
     for model_id, version_id, env_id, cluster, node, gpu, seconds, peak, mean in rows:
-        if seconds < needed or peak >= cfg.idle_util_percent:
+        if mean is None or seconds < needed or peak >= cfg.idle_util_percent:
             continue
         model, version, env = names(model_id, version_id, env_id)
         out.append(

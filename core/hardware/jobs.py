@@ -20,7 +20,7 @@ from modeldeck.core.hardware import service
 from modeldeck.core.hardware.models import HardwareScrape, ScrapeResult
 from modeldeck.core.scheduler import JobContext, register_job
 
-SCRAPE_EVERY_SECONDS = 600
+SCRAPE_EVERY_SECONDS = service.SCRAPE_EVERY_SECONDS  # the status message names it too
 RECENT = timedelta(hours=2)
 CATCH_UP_LIMIT = timedelta(days=7)
 CATCH_UP_PER_RUN = timedelta(days=1)

@@ -34,7 +34,9 @@ class GpuUsageHourly(SQLModel, table=True):
     `gpu_seconds` is the share of the hour the version held the GPU: a GPU shared by n pods
     (time-slicing, MIG) gives each 1/n, so GPU-hours add up to the GPUs that exist (`shared`
     marks those rows approximate). Utilisation, memory, power and temperature are the GPU's own
-    readings, which pods sharing it cannot split.
+    readings, which pods sharing it cannot split. `samples` counts the utilisation readings:
+    0 means the utilisation is unknown (a MIG slice exporting only memory), and `util_mean`/
+    `util_p95` then mean nothing (0.0 only because the columns are NOT NULL).
     """
 
     __tablename__ = "gpu_usage_hourly"
@@ -171,8 +173,9 @@ class VersionUsage(BaseModel):
     gpu_count: int  # GPUs held at once (the most in any hour)
     gpus_seen: int = 0  # distinct GPUs over the range (a rescheduled pod counts each)
     gpu_hours: float
-    util_mean: float
-    util_p95: float
+    # None: no GPU of it had a utilisation reading in the range (unknown, not 0 %).
+    util_mean: float | None
+    util_p95: float | None
     memory_used_gib: float | None
     memory_total_gib: float | None
     power_watts: float | None
@@ -193,8 +196,8 @@ class GpuModelUsage(BaseModel):
     gpu_model: str
     environments: list[str]
     gpu_hours: float
-    util_mean: float
-    util_p95: float
+    util_mean: float | None
+    util_p95: float | None
     cost: float | None
     predictions: int | None = None
     cost_per_1k_predictions: float | None = None

@@ -3,9 +3,11 @@
 Both read `gpu_usage_hourly` bucketed in SQL (core/timeseries.py), so a year of a whole fleet is
 a few hundred points per series instead of millions of hourly rows in Python. The report is the
 hardware domain's own (`report.build`: GPU-hours, cost, cost per 1k predictions, A100 vs L4),
-fed with rows pre-aggregated per bucket; within a bucket utilisation, memory and power are
-sample-weighted means, GPU-hours and energy are sums, so those figures do not change with the
-bucket width (only `util_p95` becomes the 95th percentile of bucket means).
+fed with rows pre-aggregated per bucket; within a bucket utilisation is weighted by its readings
+(`samples`: a row without any has unknown utilisation and adds nothing), memory and power by
+GPU-seconds (so such a row still counts for them), GPU-hours and energy are sums, so those
+figures do not change with the bucket width (only `util_p95` becomes the 95th percentile of
+bucket means).
 """
 
 from __future__ import annotations
@@ -56,10 +58,15 @@ class HardwareView(BaseModel):
     series: list[UsagePoint]
 
 
+def _util() -> Any:
+    """Mean utilisation weighted by its readings; NULL when no row has any (unknown)."""
+    return func.sum(H.util_mean * H.samples) / func.nullif(func.sum(H.samples), 0)
+
+
 def _weighted(value: Any) -> Any:
-    """Sample-weighted mean of a nullable column."""
-    weight = func.sum(case((value.is_not(None), H.samples), else_=0))
-    return func.sum(value * H.samples) / func.nullif(weight, 0)
+    """GPU-seconds-weighted mean of a nullable column (memory, power)."""
+    weight = func.sum(case((value.is_not(None), H.gpu_seconds), else_=0.0))
+    return func.sum(value * H.gpu_seconds) / func.nullif(weight, 0)
 
 
 def _filters(
@@ -95,7 +102,8 @@ def timeseries(
     model_id: int | None = None,
     env_id: int | None = None,
 ) -> list[UsagePoint]:
-    """Utilisation, memory and power (per GPU, sample-weighted) and GPU-hours per bucket."""
+    """Utilisation (weighted by its readings), memory and power (by GPU-seconds), per GPU, and
+    GPU-hours per bucket."""
     if group_by == "cluster" and model_id is None and env_id is None:
         return _cluster_series(session, start=start, end=end, seconds=seconds)
     bucket = epoch_bucket(H.hour, seconds, session.get_bind().dialect.name).label("bucket")
@@ -107,7 +115,7 @@ def timeseries(
     query = select_columns(
         bucket,
         *keys,
-        _weighted(col(H.util_mean)),
+        _util(),
         _weighted(col(H.memory_used_mib)),
         _weighted(col(H.power_watts)),
         func.sum(H.gpu_seconds),
@@ -152,7 +160,7 @@ def _cluster_series(
     here (a year is ~9k rows per cluster)."""
 
     def weight(value: Any) -> Any:
-        return func.sum(case((value.is_not(None), H.samples), else_=0))
+        return func.sum(case((value.is_not(None), H.gpu_seconds), else_=0.0))
 
     rows = session.execute(
         _where(
@@ -161,9 +169,9 @@ def _cluster_series(
                 H.hour,
                 func.sum(H.util_mean * H.samples),
                 func.sum(H.samples),
-                func.sum(H.memory_used_mib * H.samples),
+                func.sum(H.memory_used_mib * H.gpu_seconds),
                 weight(col(H.memory_used_mib)),
-                func.sum(H.power_watts * H.samples),
+                func.sum(H.power_watts * H.gpu_seconds),
                 weight(col(H.power_watts)),
                 func.sum(H.gpu_seconds),
                 func.count(func.distinct(H.gpu_uuid)),
@@ -228,7 +236,7 @@ def usage_rows(
     query = select_columns(
         *keys,
         bucket,
-        _weighted(col(H.util_mean)),
+        _util(),
         func.sum(H.samples),
         func.sum(H.gpu_seconds),
         _weighted(col(H.memory_used_mib)),
@@ -343,7 +351,7 @@ def recent_utilisation(
     # No condition on model_id and environment first in GROUP BY: otherwise SQLite walks the
     # model_id index through every row ever stored instead of the last hours by `hour`.
     rows = session.execute(
-        select_columns(H.environment_id, H.model_id, _weighted(col(H.util_mean)), func.max(H.hour))
+        select_columns(H.environment_id, H.model_id, _util(), func.max(H.hour))
         .where(col(H.hour) >= since, col(H.environment_id).is_not(None))
         .group_by(H.environment_id, H.model_id)
     ).all()

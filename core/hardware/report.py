@@ -178,16 +178,18 @@ def usage(
 
 
 def _weighted(value: Any) -> tuple[Any, Any]:
-    """(sum of value × samples, sum of samples where value is known)."""
+    """(sum of value × GPU-seconds, sum of GPU-seconds where value is known): memory and power
+    by time held, so a GPU without utilisation readings (samples = 0) still counts."""
     return (
-        func.sum(case((value.is_not(None), value * H.samples), else_=0.0)),
-        func.sum(case((value.is_not(None), H.samples), else_=0)),
+        func.sum(case((value.is_not(None), value * H.gpu_seconds), else_=0.0)),
+        func.sum(case((value.is_not(None), H.gpu_seconds), else_=0.0)),
     )
 
 
 def _stored_groups(session: Session, conditions: list[Any]) -> dict[Key, Group]:
     """Per version × environment × GPU model, summed in SQL; the hourly means (for p95) are
-    the only per-row values read back."""
+    the only per-row values read back. Utilisation is weighted by its readings (`samples`):
+    rows without any (unknown utilisation) add nothing to the mean nor to the p95."""
     keys = (H.model_id, H.version_id, H.environment_id, H.cluster, H.gpu_model)
     attributed = [*conditions, col(H.version_id).is_not(None)]
     query = (
@@ -240,11 +242,12 @@ def _stored_groups(session: Session, conditions: list[Any]) -> dict[Key, Group]:
         )
     # Core, not ORM: 10^5 rows of plain tuples cost a third of ORM rows.
     utils = session.connection().execute(
-        select_columns(*keys, H.util_mean, H.hour, H.gpu_uuid).where(*attributed)
+        select_columns(*keys, H.util_mean, H.samples, H.hour, H.gpu_uuid).where(*attributed)
     )
-    for m, v, e, c, g, util, hour, gpu in utils:
+    for m, v, e, c, g, util, samples, hour, gpu in utils:
         group = groups[(m, v, e, c, g)]
-        group.utils.append(util)
+        if samples:
+            group.utils.append(util)
         group.hourly[hour].add(gpu)
     return groups
 

@@ -43,6 +43,8 @@ from modeldeck.core.hardware.prom import Prometheus, floor_time, names
 log = structlog.get_logger("modeldeck.hardware")
 
 CHUNK_POINTS = 360  # steps per chunk (6 h at 60 s), rounded down to whole hours, at least 1 h
+# How often the scheduler runs the scrape (`jobs.py` registers it with this; `status` says it).
+SCRAPE_EVERY_SECONDS = 600
 
 
 def scrape(
@@ -276,9 +278,8 @@ def status(session: Session, *, clock: Clock = utcnow) -> HardwareStatus:
     if last is None:
         return HardwareStatus(
             available=False,
-            message="no GPU metrics collected yet: the "
-            "scheduler scrapes Prometheus hourly (or run `modeldeck "
-            "gpu-scrape`)",
+            message="no GPU metrics collected yet: the scheduler scrapes Prometheus every "
+            f"{SCRAPE_EVERY_SECONDS // 60} minutes (or run `modeldeck gpu-scrape`)",
         )
     if last.ok:
         return HardwareStatus(

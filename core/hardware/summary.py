@@ -38,6 +38,10 @@ Key = tuple[Any, ...]  # (model_id, version_id, environment_id, cluster, gpu_mod
 
 @dataclass
 class Group:
+    """One version × environment × GPU model. Utilisation is weighted by its readings
+    (`samples`; rows without any are skipped, their utilisation is unknown), memory and power
+    by GPU-seconds, so a GPU without utilisation readings still counts for them."""
+
     seconds: float = 0.0
     util_weighted: float = 0.0
     samples: int = 0
@@ -56,19 +60,20 @@ class Group:
     def add(self, r: Row) -> None:
         (_, _, _, _, _, gpu, _, hour, util, samples, seconds, mem, total, power, energy, shared) = r
         self.seconds += seconds
-        self.util_weighted += util * samples
-        self.samples += samples
-        self.utils.append(util)
+        if samples:
+            self.util_weighted += util * samples
+            self.samples += samples
+            self.utils.append(util)
         self.gpus.add(gpu)
         self.hourly[hour].add(gpu)
         if mem is not None:
-            self.mem[0] += mem * samples
-            self.mem[1] += samples
+            self.mem[0] += mem * seconds
+            self.mem[1] += seconds
         if total is not None:
             self.mem_total = max(self.mem_total or 0.0, total)
         if power is not None:
-            self.power[0] += power * samples
-            self.power[1] += samples
+            self.power[0] += power * seconds
+            self.power[1] += seconds
         if energy is not None:
             self.energy = (self.energy or 0.0) + energy
         self.shared = self.shared or bool(shared)
@@ -76,8 +81,13 @@ class Group:
         self.last = hour if self.last is None or hour > self.last else self.last
 
     @property
-    def util_mean(self) -> float:
-        return self.util_weighted / self.samples if self.samples else 0.0
+    def util_mean(self) -> float | None:
+        """None when no GPU of the group had a utilisation reading (unknown, not 0 %)."""
+        return self.util_weighted / self.samples if self.samples else None
+
+    @property
+    def util_p95(self) -> float | None:
+        return percentile(self.utils, 95) if self.utils else None
 
     @property
     def gpus_seen(self) -> int:
@@ -197,8 +207,8 @@ def _versions(
                     gpu_count=g.gpu_count,
                     gpus_seen=g.gpus_seen,
                     gpu_hours=round(hours, 4),
-                    util_mean=round(g.util_mean, 3),
-                    util_p95=round(percentile(g.utils, 95), 3),
+                    util_mean=_round(g.util_mean),
+                    util_p95=_round(g.util_p95),
                     memory_used_gib=round(g.mem[0] / g.mem[1] / 1024, 3) if g.mem[1] else None,
                     memory_total_gib=round(g.mem_total / 1024, 3) if g.mem_total else None,
                     power_watts=round(g.power[0] / g.power[1], 2) if g.power[1] else None,
@@ -257,15 +267,16 @@ def _compare(pairs: list[tuple[VersionUsage, Group]]) -> list[GpuComparison]:
             counts = [v.predictions for v, _ in items if v.predictions is not None]
             count = sum(counts) if counts else None
             samples = sum(g.samples for _, g in items)
+            utils = [u for _, g in items for u in g.utils]
             entries.append(
                 GpuModelUsage(
                     gpu_model=gpu_model,
                     environments=sorted({v.environment or v.cluster for v, _ in items}),
                     gpu_hours=round(sum(g.seconds for _, g in items) / 3600.0, 4),
-                    util_mean=round(sum(g.util_weighted for _, g in items) / samples, 3)
-                    if samples
-                    else 0.0,
-                    util_p95=round(percentile([u for _, g in items for u in g.utils], 95), 3),
+                    util_mean=_round(
+                        sum(g.util_weighted for _, g in items) / samples if samples else None
+                    ),
+                    util_p95=_round(percentile(utils, 95) if utils else None),
                     cost=cost,
                     predictions=count,
                     cost_per_1k_predictions=(
@@ -276,3 +287,7 @@ def _compare(pairs: list[tuple[VersionUsage, Group]]) -> list[GpuComparison]:
             )
         out.append(GpuComparison(model=model, version=version, by_gpu_model=entries))
     return out
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None

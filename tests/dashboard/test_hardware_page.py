@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -13,6 +14,7 @@ from sqlmodel import Session, col, select
 from modeldeck.core.errors import BackendUnavailable
 from modeldeck.core.hardware import service as hardware_service
 from modeldeck.core.hardware.models import GpuUsageHourly
+from modeldeck.core.rollouts.models import Deployment
 from tests.dashboard.conftest import metric, open_page, texts
 from tests.dashboard.world import World
 from tests.utils.servers import free_port
@@ -103,3 +105,70 @@ def test_no_gpu_data_yet(sqlite_engine: Engine, dash_settings: Any) -> None:
     assert "no GPU metrics collected yet" in " ".join(w.value for w in at.warning)
     assert "No GPU usage stored" in texts(at)
     assert metric(at, "Cost") == "—"
+
+
+def test_whole_fleet_on_sqlite_says_it_shows_31_days_and_a_model_shows_the_range(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    """Summing a year of every GPU is over SQLite's page budget, so the fleet-wide view is
+    cut to 31 days: the page says so where the numbers are, and a model shows the range."""
+    with Session(sqlite_engine) as s:
+        (recent,) = s.exec(
+            select(GpuUsageHourly).where(GpuUsageHourly.gpu_uuid == "GPU-a100-0").limit(1)
+        ).all()
+        old = {k: v for k, v in recent.model_dump().items() if k not in ("id", "hour")}
+        s.add_all(
+            GpuUsageHourly(hour=seeded.now - timedelta(days=60, hours=h), **old) for h in range(10)
+        )
+        s.commit()
+
+    at = open_page("hardware", state={"range": "90d"})
+    [notice] = [i.value for i in at.info if "Showing the last 31 days" in i.value]
+    assert "not the last 90 days" in notice and "Pick a model" in notice
+    assert metric(at, "GPU-hours of versions") == "168.0"  # the 10 old hours are not in it
+
+    at.selectbox(key="hw_model").set_value("fraud-detector").run()
+    assert not [i for i in at.info if "Showing the last" in i.value]
+    assert metric(at, "GPU-hours of versions") == "178.0"
+
+    at = open_page("hardware", state={"range": "30d"})  # within 31 days: nothing is cut
+    assert not [i for i in at.info if "Showing the last" in i.value]
+
+
+def test_a_gpu_without_utilisation_readings_shows_no_utilisation_not_zero(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    """A MIG slice exporting only memory: its GPU-hours and memory count, its utilisation is
+    blank (unknown), and the fleet's KPIs still add up."""
+    with Session(sqlite_engine) as s:
+        dep = s.get(Deployment, seeded.deployments["churn-staging-2.0.0"])
+        assert dep is not None
+        s.add_all(
+            GpuUsageHourly(
+                hour=seeded.now - timedelta(hours=h),
+                cluster="gpu-l4",
+                node="l4-node-2",
+                gpu_uuid="GPU-l4-9",
+                mig_instance="1",
+                gpu_model="NVIDIA L4",
+                namespace="ml-staging",
+                pod="churn-predictor-m-1",
+                model_id=dep.model_id,
+                version_id=dep.version_id,
+                environment_id=dep.environment_id,
+                attribution="pod_labels",
+                memory_used_mib=4096.0,
+                memory_total_mib=5632.0,
+                gpu_seconds=3600.0,
+                samples=0,  # no utilisation reading at all
+            )
+            for h in range(1, 5)
+        )
+        s.commit()
+    at = open_page("hardware")
+    assert metric(at, "GPU-hours of versions") == "172.0"
+    tables = [df.value for df in at.dataframe]
+    [usage] = [t for t in tables if "Cost / 1k predictions" in t.columns and "Model" in t]
+    [churn] = usage[usage["Model"] == "churn-predictor"].to_dict("records")
+    assert churn["GPU-hours"] == 4.0 and churn["Memory GiB"] == 4.0
+    assert pd.isna(churn["Util %"]) and pd.isna(churn["Util p95 %"])

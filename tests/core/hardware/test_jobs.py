@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from modeldeck.core import scheduler
 from modeldeck.core.clock import FixedClock
 from modeldeck.core.config import Settings
-from modeldeck.core.hardware import jobs
+from modeldeck.core.hardware import jobs, service
 from modeldeck.core.hardware.models import HardwareScrape
 from tests.core.hardware.conftest import History
 from tests.utils.servers import free_port
@@ -20,6 +20,15 @@ def test_the_job_is_registered_with_the_scheduler() -> None:
     assert "modeldeck.core.hardware.jobs" in scheduler.HOOK_MODULES
     job = scheduler.registered_jobs()["hardware.scrape"]
     assert job.func is jobs.scrape_job and job.seconds == jobs.SCRAPE_EVERY_SECONDS
+
+
+def test_status_before_the_first_scrape_names_the_real_schedule(session: Session) -> None:
+    """It used to say "hourly" while the job runs every 10 minutes."""
+    job = scheduler.registered_jobs()["hardware.scrape"]
+    message = service.status(session).message
+    assert job.seconds == 600
+    assert "no GPU metrics collected yet" in message
+    assert "scrapes Prometheus every 10 minutes" in message and "hourly" not in message
 
 
 def test_window_is_the_last_two_hours_or_back_to_the_last_good_scrape(
