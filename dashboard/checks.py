@@ -102,6 +102,30 @@ def recent(series: Series) -> None:
     st.caption(f"The {len(series.recent)} newest checks in the range.")
 
 
+def segment_table(series: Series) -> None:
+    """Segments of the newest check that warn or fail — a local break the average hides
+    (the check counts the worst of them towards its status)."""
+    if not series.segment_column:
+        return
+    st.subheader(f"Segments by {series.segment_column}")
+    if not series.latest_segments:
+        st.caption(f"No {series.segment_column} segment warns or fails in the newest check.")
+        return
+    df = pd.DataFrame.from_records(
+        [
+            {"Segment": s.segment, "Status": s.status, "Rows": s.rows, "Finding": s.finding}
+            for s in series.latest_segments
+        ]
+    )
+    st.dataframe(
+        tables.style_column(df, "Status", str),
+        hide_index=True,
+        key=f"segments_{series.kind}",
+        column_config={"Rows": st.column_config.NumberColumn(format="%d")},
+    )
+    st.caption("Newest check, worst first; segments smaller than min_rows are not judged.")
+
+
 def report_viewer(series: Series) -> None:
     """The evidently HTML report of a chosen check, built (or read from the store's cache) by
     `reports.html` — the same function the API's /reports route runs — shown in the page and

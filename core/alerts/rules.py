@@ -90,12 +90,16 @@ def _silent(result: CheckResult) -> bool:
     return result.status in (CheckStatus.error, CheckStatus.no_data)
 
 
-def top_drifting(details: dict[str, Any], limit: int = TOP_FEATURES) -> list[dict[str, Any]]:
+def top_drifting(
+    details: dict[str, Any], limit: int = TOP_FEATURES, key: str | None = None
+) -> list[dict[str, Any]]:
     """The drifted columns, strongest first: p-value tests rank by threshold/score, distance
-    tests by score/threshold, so both read as "how many times past the line"."""
+    tests by score/threshold, so both read as "how many times past the line". `key` reads a
+    list of drifted columns instead (a segment's `drifted_columns`)."""
     ranked = []
-    for name, col in readings.column_map(details).items():
-        drifted = readings.first(col, "drifted", "drift_detected")
+    found = readings.column_map({"columns": details.get(key)} if key else details)
+    for name, col in found.items():
+        drifted = readings.first(col, "drifted", "drift_detected") or key is not None
         if not drifted:
             continue
         score = readings.number(readings.first(col, "score", "drift_score", "p_value"))
@@ -125,9 +129,24 @@ def _feature_text(entry: dict[str, Any]) -> str:
     return f"{entry['column']} ({method}{entry['score']:.3g})"
 
 
+def failing_segments(details: dict[str, Any]) -> list[dict[str, Any]]:
+    """The check's segments that fail (`segment_failures`, worst first), as drift, quality and
+    decay write them: each names itself `column=value`."""
+    return [
+        f
+        for f in details.get("segment_failures") or []
+        if isinstance(f, dict) and f.get("status") == "fail" and f.get("segment")
+    ]
+
+
+def _segments_text(names: list[str]) -> str:
+    return f"; failing segments: {', '.join(names[:TOP_FEATURES])}" if names else ""
+
+
 def drift(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     """Fires when the share of drifted columns reaches CheckConfig.drift_share (or the check
-    itself failed)."""
+    itself failed), or when a segment drifts though the whole window does not: the alert
+    then names the segment (e.g. "region=eu") and its drifted columns."""
     if _silent(result):
         return Finding(DRIFT, None)
     share = readings.number(
@@ -135,26 +154,37 @@ def drift(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
     )
     if share is None:
         share = readings.number(result.score)
-    firing = result.status == CheckStatus.fail or (share is not None and share >= cfg.drift_share)
+    failing = failing_segments(result.details)
+    overall = bool(result.details.get("dataset_drift")) or (
+        share is not None and share >= cfg.drift_share
+    )
+    segment = failing[0] if failing and not overall else None
+    firing = result.status == CheckStatus.fail or overall
     if not firing:
         return Finding(DRIFT, False)
-    top = top_drifting(result.details)
+    top = top_drifting(segment or result.details, key="drifted_columns" if segment else None)
     names = ", ".join(_feature_text(t) for t in top)
+    where = f" in segment {segment['segment']}" if segment else ""
+    value = readings.number(segment.get("share_drifted")) if segment else share
     details = base_details(
         result,
-        metric="share of drifted columns",
-        value=share,
+        metric="share of drifted columns" + where,
+        value=value,
         threshold=cfg.drift_share,
         top_features=[_feature_text(t) for t in top],
         drifted_features={t["column"]: t for t in top},
+        segments=[str(f["segment"]) for f in failing],
     )
-    share_txt = f"{share:.0%}" if share is not None else "a dataset-level"
+    share_txt = f"{value:.0%}" if value is not None else "a dataset-level"
     summary = (
-        f"Data drift in {subject}: {share_txt} of columns drifted (threshold "
+        f"Data drift in {subject}{where}: {share_txt} of columns drifted (threshold "
         f"{cfg.drift_share:.0%}) over {window_text(result.window_start, result.window_end)}"
     )
     if names:
         summary += f"; top: {names}"
+    if segment is not None and share is not None:
+        summary += f"; whole window {share:.0%}"
+    summary += _segments_text([str(f["segment"]) for f in failing if f is not segment])
     return Finding(DRIFT, True, Severity.warning, summary, details, failed_check=True)
 
 
@@ -173,23 +203,30 @@ def quality(result: CheckResult, cfg: CheckConfig, subject: str) -> Finding:
             for name, col in readings.column_map(result.details).items()
             if col.get("status") == "fail" or col.get("failed") or col.get("problem")
         ]
+    failing = failing_segments(result.details)
+    segment = failing[0] if failing and not problems else None  # the average passes
+    if segment is not None:
+        problems = segment.get("problems") or [segment.get("finding") or "failed"]
     texts = [
         p if isinstance(p, str) else str(readings.first(p, "message", "text") or p)
         for p in problems
     ][:TOP_FEATURES]
+    where = f" in segment {segment['segment']}" if segment else ""
     details = base_details(
         result,
-        metric="data quality problems",
+        metric="data quality problems" + where,
         value=len(problems),
         threshold=f"max missing share {cfg.max_missing_share:.0%}",
         problems=texts,
+        segments=[str(f["segment"]) for f in failing],
     )
     summary = (
-        f"Data quality failed in {subject} over "
+        f"Data quality failed in {subject}{where} over "
         f"{window_text(result.window_start, result.window_end)}"
     )
     if texts:
         summary += ": " + "; ".join(texts)
+    summary += _segments_text([str(f["segment"]) for f in failing if f is not segment])
     return Finding(QUALITY, True, Severity.critical, summary, details, failed_check=True)
 
 

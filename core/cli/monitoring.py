@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from modeldeck.core.cli import context, output
 from modeldeck.core.errors import InvalidInput
-from modeldeck.core.monitoring import flows, service
+from modeldeck.core.monitoring import flows, service, store
 from modeldeck.core.monitoring.models import (
     CheckKind,
     CheckResult,
@@ -34,6 +34,14 @@ COLOURS = {
 }
 
 
+class RunnableKind(StrEnum):
+    """The kinds `check` runs (service.DATA_KINDS); hardware findings come from the scrape."""
+
+    drift = "drift"
+    quality = "quality"
+    decay = "decay"
+
+
 class IngestKind(StrEnum):
     predictions = "predictions"
     labels = "labels"
@@ -45,7 +53,7 @@ def check(
     model: Annotated[str, typer.Argument(help="Model name.")],
     env: Annotated[str, typer.Option("--env", "-e", help="Environment (or alias).")],
     kind: Annotated[
-        list[CheckKind] | None,
+        list[RunnableKind] | None,
         typer.Option(
             "--kind", "-k", help="Only these checks (repeatable); default drift, quality, decay."
         ),
@@ -61,7 +69,7 @@ def check(
     Example: modeldeck check fraud-detector --env production
     """
     cli = context.get(ctx)
-    kinds = tuple(kind or service.DATA_KINDS)
+    kinds = tuple(CheckKind(k) for k in kind) if kind else service.DATA_KINDS
     with cli.session() as session:
         deployment = service.active_deployment(
             session, settings=cli.settings, model=model, environment=env
@@ -156,11 +164,13 @@ def read_file(path: Path) -> pa.Table:
         if suffix in (".csv", ".csv.gz"):
             return pacsv.read_csv(path)
         if suffix in (".parquet", ".pq"):
-            return pq.read_table(path)
+            return pq.read_table(path, **store.VERIFY)  # pages with a checksum are verified
         if suffix in (".arrow", ".feather", ".ipc"):
             return feather.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(f"{path}: not a readable {suffix.lstrip('.')} file: {exc}") from None
+        raise InvalidInput(
+            f"{path}: not a readable {suffix.lstrip('.')} file: {store.read_problem(exc)}"
+        ) from None
     raise InvalidInput(
         f"{path}: unknown file type {suffix or '(none)'}",
         hint="use .csv, .parquet or .arrow/.feather",

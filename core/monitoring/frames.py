@@ -16,6 +16,7 @@ from modeldeck.core.errors import InvalidInput
 from modeldeck.core.monitoring import columns as C
 from modeldeck.core.monitoring.models import LabelBatch, PredictionBatch
 from modeldeck.core.monitoring.profile import Profile
+from modeldeck.core.monitoring.store import VERIFY, read_problem
 
 MAX_FUTURE = timedelta(days=1)
 PROBA_SUM_TOLERANCE = 0.01
@@ -43,8 +44,8 @@ def read_upload(data: bytes, content_type: str | None = None) -> pa.Table:
     kind = (content_type or "").split(";")[0].strip().lower()
     buffer = pa.BufferReader(data)
     try:
-        if data[:4] == b"PAR1":
-            return pq.read_table(buffer)
+        if data[:4] == b"PAR1":  # pages with a checksum are verified (store.VERIFY)
+            return pq.read_table(buffer, **VERIFY)
         if data[:6] == b"ARROW1":
             return ipc.open_file(buffer).read_all()
         if "arrow" in kind:
@@ -52,9 +53,12 @@ def read_upload(data: bytes, content_type: str | None = None) -> pa.Table:
         if "csv" in kind:
             return pacsv.read_csv(buffer)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        corrupt = read_problem(exc) != str(exc)
         raise InvalidInput(
-            f"the upload is not a readable {_format(data, kind)} file: {exc}",
-            hint="send Parquet, Arrow IPC or CSV",
+            f"the upload is not a readable {_format(data, kind)} file: {read_problem(exc)}",
+            hint="it was damaged on the way or on disk: send it again from its source"
+            if corrupt
+            else "send Parquet, Arrow IPC or CSV",
         ) from None
     raise InvalidInput(
         f"unrecognised upload format (content type {kind or 'none'})",

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from modeldeck.core.errors import BackendUnavailable, InvalidInput
 from modeldeck.core.monitoring import columns as C
-from modeldeck.core.monitoring.store import Store
+from modeldeck.core.monitoring.store import VERIFY, Store, read_problem
 
 
 def targets(store: Store, model: str, ids: pa.Array) -> pa.Table:
@@ -77,12 +77,12 @@ def last_arrival(
 def _newest_in(store: Store, path: str, version: str, environment: str) -> datetime | None:
     try:
         with store.arrow_fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle)
+            parquet = pq.ParquetFile(handle, **VERIFY)
             names = set(parquet.schema_arrow.names)
             wanted = [C.LABELLED_AT] + [c for c in (C.VERSION, C.ENVIRONMENT) if c in names]
             table = parquet.read(columns=wanted)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise BackendUnavailable(f"cannot read {path}: {exc}") from exc
+        raise BackendUnavailable(f"cannot read {path}: {read_problem(exc)}") from exc
     stamps = table.column(C.LABELLED_AT)
     if C.VERSION in names and C.ENVIRONMENT in names:
         mask = pc.and_(

@@ -21,6 +21,7 @@ from modeldeck.core.monitoring import columns as C
 from modeldeck.core.monitoring import performance
 from modeldeck.core.monitoring.models import ColumnKind, ReferenceProfile
 from modeldeck.core.monitoring.performance import Task
+from modeldeck.core.monitoring.store import CHECKSUMS
 
 MAX_CATEGORIES = 1000  # above this a category set is not kept (new-category checks stop)
 DRIFT_KINDS = (ColumnKind.numerical, ColumnKind.categorical, ColumnKind.text)
@@ -123,7 +124,7 @@ def compute(
     }
     metrics = _reference_metrics(table, task)
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", **CHECKSUMS)  # verified on every read
     data = sink.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     profile = Profile(

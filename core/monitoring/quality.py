@@ -2,11 +2,13 @@
 
 Missing values, type mismatches, values outside the reference range, categories the
 reference never saw, a feature stuck at one value, and the row count against expectation.
-Each finding records the threshold it was judged by.
+Each finding records the threshold it was judged by. With a segment column the column checks
+repeat per segment (`by_segment`), and the worst segment counts towards the status.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +16,7 @@ import pyarrow.compute as pc
 
 from modeldeck.core.config import CheckConfig
 from modeldeck.core.monitoring import columns as C
+from modeldeck.core.monitoring import reference, segments
 from modeldeck.core.monitoring.models import CheckStatus, ColumnKind
 from modeldeck.core.monitoring.profile import ColumnSpec
 from modeldeck.core.monitoring.window import Outcome, Window, worst
@@ -63,6 +66,11 @@ def check(window: Window) -> Outcome:
             statuses.append(CheckStatus.warn)
     details["problems"] = problems
     details["warnings"] = warnings
+    failed: list[dict[str, Any]] = []
+    if cfg.segment_column:  # the worst segment counts too, so an average cannot hide it
+        details.update(by_segment(window, specs, cfg.segment_column))
+        failed = details.get("segment_failures", [])
+        statuses += [CheckStatus(f["status"]) for f in failed]
     status = worst(statuses)
     failing = sum(1 for s in columns.values() if s["status"] == CheckStatus.fail)
     score = failing / len(columns) if columns else 0.0
@@ -73,7 +81,58 @@ def check(window: Window) -> Outcome:
         if warnings
         else f"{len(columns)} columns clean over {table.num_rows} rows"
     )
-    return Outcome(status, message, details, score)
+    return Outcome(status, message + segments.message(failed), details, score)
+
+
+def by_segment(window: Window, specs: dict[str, ColumnSpec], column: str) -> dict[str, Any]:
+    """The same column checks per segment (segments.py says which). Ranges and categories
+    are the whole reference's (a valid value is valid wherever it occurs); missing shares and
+    distinct counts are the segment's own in the reference (one region may lack a field by
+    design, or use one currency), else the whole reference's with no stuck test, when the
+    reference has fewer than min_rows rows of it. Type mismatches and the row count are
+    judged over the whole window only."""
+    cfg, profile, table = window.cfg, window.require_profile(), window.require_table()
+    if column not in profile.features:
+        return {"segment_error": f"segment column {column!r} is not a feature"}
+    chosen, small = segments.split(window.frame([column])[column], cfg.min_rows)
+    judged = [n for n in specs if n != column]
+    ref = reference.load_frame(window.settings, profile, [column, *judged])
+    reference_rows = segments.positions(ref[column], [s.key for s in chosen])
+    found: dict[str, dict[str, Any]] = {}
+    for segment in chosen:
+        rows = table.select(judged).take(pa.array(segment.rows))
+        own = reference_rows[segment.key]
+        baseline = "segment" if len(own) >= cfg.min_rows else "whole reference"
+        results = {}
+        for name in judged:
+            spec = replace(specs[name], n_unique=1)  # 1: no stuck test
+            if baseline == "segment":
+                values = segments.take(ref[name], own)
+                spec = replace(
+                    spec, missing_share=float(values.isna().mean()), n_unique=values.nunique()
+                )
+            results[name] = column_quality(spec, rows.column(name), 0, cfg)
+        problems = [f"{n}: {p}" for n, c in results.items() for p in c["problems"]]
+        warnings = [f"{n}: {w}" for n, c in results.items() for w in c["warnings"]]
+        status = worst([CheckStatus(c["status"]) for c in results.values()])
+        found[segment.name] = {
+            "rows": len(segment.rows),
+            "reference_rows": len(own),
+            "baseline": baseline,
+            "status": status.value,
+            "columns": {n: c for n, c in results.items() if c["status"] != CheckStatus.ok},
+            "problems": problems,
+            "warnings": warnings,
+            "finding": "; ".join((problems or warnings)[:3]),
+        }
+    return {
+        "segment_column": column,
+        "segments": found,
+        "segments_too_small": small,
+        "segment_failures": segments.failures(
+            column, found, lambda f: len(f["problems"]) + len(f["warnings"]) / 100
+        ),
+    }
 
 
 def expected_rows(cfg: CheckConfig) -> float | None:

@@ -15,33 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import case, func, or_
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from modeldeck.core.clock import as_utc
 from modeldeck.core.monitoring import bucketed, readings
 from modeldeck.core.monitoring.latest import CheckSummary as CheckSummary  # re-exported
-from modeldeck.core.monitoring.latest import environment_named
 from modeldeck.core.monitoring.latest import latest_checks as latest_checks  # re-exported
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
+from modeldeck.core.monitoring.spans import DeploymentSpan as DeploymentSpan  # re-exported
+from modeldeck.core.monitoring.spans import deployments as deployments  # re-exported
 from modeldeck.core.registry import service as registry
 from modeldeck.core.registry.models import ModelVersion
-from modeldeck.core.rollouts.models import Deployment, DeploymentKind, DeploymentState
 from modeldeck.core.timeseries import bucket_seconds, epoch_bucket, from_epoch, to_utc
-
-
-class DeploymentSpan(BaseModel):
-    """One deployment of the model as a chart draws it: a span and a marker."""
-
-    deployment_id: int
-    version: str
-    environment: str
-    kind: DeploymentKind
-    state: DeploymentState
-    requested_by: str
-    started_at: datetime
-    activated_at: datetime | None
-    finished_at: datetime | None
 
 
 class Bucket(BaseModel):
@@ -104,44 +90,12 @@ class Series(BaseModel):
     latest_columns: list[bucketed.BucketColumn] = []  # …and as the newest check saw them
     latest_share_drifted: float | None = None  # drift: of the newest check
     latest_prediction: bucketed.BucketColumn | None = None  # drift: the model's output, newest
+    segment_column: str | None = None  # drift, quality: of the newest check, when segmented
+    latest_segments: list[readings.SegmentReading] = []  # …its segments that warn or fail
     metrics: list[readings.MetricReading] = []  # decay: the newest check of each bucket
     segment_values: list[readings.MetricReading] = []  # decay: realised, else estimated
     references: dict[str, dict[str, float]] = {}  # version → metric → reference value
     recent: list[CheckRef] = []
-
-
-def deployments(
-    session: Session, *, model: str, environment: str, start: datetime, end: datetime
-) -> list[DeploymentSpan]:
-    """Deployments of `model` in `environment` that ran during [start, end] or were requested
-    in it (failed and rejected ones included, as markers), oldest first."""
-    m = registry.get_model(session, model)
-    env = environment_named(session, environment)
-    start, end = to_utc(start), to_utc(end)
-    ran = (col(Deployment.activated_at) <= end) & or_(
-        col(Deployment.finished_at).is_(None), col(Deployment.finished_at) >= start
-    )
-    asked = (col(Deployment.started_at) >= start) & (col(Deployment.started_at) <= end)
-    rows = session.exec(
-        select(Deployment, ModelVersion.version)
-        .join(ModelVersion, col(ModelVersion.id) == Deployment.version_id)
-        .where(Deployment.model_id == m.id, Deployment.environment_id == env.id, ran | asked)
-        .order_by(col(Deployment.started_at), col(Deployment.id))
-    ).all()
-    return [
-        DeploymentSpan(
-            deployment_id=d.id or 0,
-            version=version,
-            environment=environment,
-            kind=d.kind,
-            state=d.state,
-            requested_by=d.requested_by,
-            started_at=as_utc(d.started_at),
-            activated_at=as_utc(d.activated_at) if d.activated_at else None,
-            finished_at=as_utc(d.finished_at) if d.finished_at else None,
-        )
-        for d, version in rows
-    ]
 
 
 def buckets(
@@ -372,6 +326,8 @@ def series(
         out.latest_columns = bucketed.latest(
             latest.id, newest, at=latest.window_end, version=latest.version
         )
+        out.segment_column = newest.get("segment_column")
+        out.latest_segments = readings.segment_failures(newest)
         if kind == CheckKind.drift:
             out.latest_share_drifted = readings.share_drifted(newest, latest.score)
             output = newest.get("prediction")

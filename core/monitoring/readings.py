@@ -66,6 +66,32 @@ class MetricReading(BaseModel):
     value: float
 
 
+class SegmentReading(BaseModel):
+    """A segment that warns or fails in one check (drift, quality): `column=value`."""
+
+    segment: str
+    status: str
+    rows: int | None = None
+    finding: str = ""
+
+
+def segment_failures(details: dict[str, Any]) -> list[SegmentReading]:
+    """The check's `segment_failures`, worst first as the check ordered them."""
+    found = details.get("segment_failures")
+    if not isinstance(found, list):
+        return []
+    return [
+        SegmentReading(
+            segment=str(f["segment"]),
+            status=str(f.get("status") or "fail"),
+            rows=int(rows) if (rows := number(f.get("rows"))) is not None else None,
+            finding=str(first(f, "finding", "problem", "metric") or ""),
+        )
+        for f in found
+        if isinstance(f, dict) and f.get("segment")
+    ]
+
+
 def first(data: dict[str, Any], *keys: str) -> Any:
     for key in keys:
         if data.get(key) is not None:

@@ -21,10 +21,10 @@ from modeldeck.core.config import Settings
 from modeldeck.core.errors import InvalidInput
 from modeldeck.core.metrics import CHECKS
 from modeldeck.core.monitoring import columns as C
-from modeldeck.core.monitoring import decay, drift, quality, reference
+from modeldeck.core.monitoring import decay, drift, quality, reference, segments
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
 from modeldeck.core.monitoring.profile import DRIFT_KINDS
-from modeldeck.core.monitoring.window import Outcome, Window, load
+from modeldeck.core.monitoring.window import Outcome, Window, load, worst
 
 DATA_KINDS = (CheckKind.drift, CheckKind.quality, CheckKind.decay)
 Progress = Callable[[CheckKind, CheckResult | None], None]
@@ -54,6 +54,9 @@ def drift_check(window: Window) -> Outcome:
     names = list(testable)
     with_prediction = profile.prediction is not None and C.PREDICTION in table.column_names
     wanted = names + ([C.PREDICTION] if with_prediction else [])
+    segment = cfg.segment_column
+    if segment in profile.features and segment not in wanted:
+        wanted.append(segment)
     ref = reference.load_frame(window.settings, profile, wanted)
     cur = window.frame(wanted)
     result = drift.table_drift(ref, cur, testable, drift_share=cfg.drift_share)
@@ -92,6 +95,15 @@ def drift_check(window: Window) -> Outcome:
         message += ": " + ", ".join(c.column for c in drifted[:5])
     if prediction_drifted:
         message += "; the prediction drifted"
+    if segment:  # the worst segment counts too, so an average cannot hide it
+        if segment not in profile.features:
+            details["segment_error"] = f"segment column {segment!r} is not a feature"
+        else:
+            output = profile.prediction.kind if with_prediction and profile.prediction else None
+            details.update(segments.drift_segments(segment, ref, cur, testable, output, cfg))
+            failed = details["segment_failures"]
+            status = worst([status] + [CheckStatus(f["status"]) for f in failed])
+            message += segments.message(failed)
     return Outcome(status, message, details, result.share)
 
 

@@ -41,6 +41,12 @@ from modeldeck.core.errors import BackendUnavailable, InvalidInput
 from modeldeck.core.monitoring import columns as C
 
 _STAMP = "%Y%m%dT%H%M%S%f"
+# Every Parquet file modeldeck writes carries a CRC per page and every read verifies it, so a
+# damaged file (disk, copy, upload) is an error instead of silently different values. Files
+# written without checksums (by older modeldeck, or most producers' defaults) cannot be
+# verified and are read as before.
+CHECKSUMS = {"write_page_checksum": True}
+VERIFY = {"page_checksum_verification": True}
 BATCHES = "_batches"  # commit markers of multi-file batches (hidden from hive readers)
 LOCKS = ".locks"
 ORPHAN_SECONDS = 3600.0  # an uncommitted file older than this belongs to a dead writer
@@ -138,7 +144,7 @@ class Store:
     def _stage(self, directory: str, name: str, table: pa.Table) -> tuple[str, str]:
         self.fs.makedirs(directory, exist_ok=True)
         tmp = f"{directory}/.tmp-{name}"
-        pq.write_table(table, tmp, filesystem=self.arrow_fs, compression="zstd")
+        pq.write_table(table, tmp, filesystem=self.arrow_fs, compression="zstd", **CHECKSUMS)
         return tmp, f"{directory}/{name}"
 
     def _commit(self, staged: list[tuple[str, str]]) -> list[str]:
@@ -247,7 +253,7 @@ class Store:
         whose timestamp lies in `span` [start, end)."""
         try:
             with self.arrow_fs.open_input_file(path) as handle:
-                parquet = pq.ParquetFile(handle)
+                parquet = pq.ParquetFile(handle, **VERIFY)
                 names = columns or parquet.schema_arrow.names
                 mask = None
                 if span is not None:
@@ -262,7 +268,7 @@ class Store:
                     arrays[name] = column.filter(mask) if mask is not None else column
                 return pa.table(arrays)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise BackendUnavailable(f"cannot read {path}: {exc}") from exc
+            raise BackendUnavailable(f"cannot read {path}: {read_problem(exc)}") from exc
 
     def read_stored(self, uri: str) -> pa.Table:
         """A file this store wrote, by the URI it returned."""
@@ -355,9 +361,19 @@ class Store:
                 return pacsv.read_csv(buffer)
             if path.endswith((".arrow", ".feather", ".ipc")):
                 return feather.read_table(buffer)
-            return pq.read_table(buffer)
-        except pa.ArrowInvalid as exc:
-            raise InvalidInput(f"reference data at {uri} is not readable: {exc}") from None
+            return pq.read_table(buffer, **VERIFY)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidInput(
+                f"reference data at {uri} is not readable: {read_problem(exc)}"
+            ) from None
+
+
+def read_problem(exc: Exception) -> str:
+    """What went wrong reading a file, a failed page checksum said plainly."""
+    text = str(exc)
+    if "checksum verification failed" in text.lower():
+        return f"the file is corrupt: a page does not match its checksum ({text})"
+    return text
 
 
 def _batch_of(name: str) -> str:

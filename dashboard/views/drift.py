@@ -62,6 +62,7 @@ def render() -> None:
         if output and output.drifted:
             said.append("the model's output (**prediction**)")
         st.warning("Drifting now: " + ", ".join(said), icon=":material/ssid_chart:")
+    checks.segment_table(series)
 
     if share["share"].notna().any():
         st.plotly_chart(

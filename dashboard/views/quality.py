@@ -51,6 +51,7 @@ def render() -> None:
         problems += [f"**{r.column}** has the wrong type" for r in bad_types.itertuples()]
     if problems:
         st.error("Latest check: " + "; ".join(problems), icon=":material/report:")
+    checks.segment_table(series)
 
     missing = cols.dropna(subset=["missing_share"])
     if not missing.empty:

@@ -150,3 +150,59 @@ def test_long_range_is_bucketed_daily(seeded: World) -> None:
     )
     assert 19 <= points <= 22  # ~20 days of hourly checks → one point per day and version
     assert "one point per 1 d" in texts(at).lower()
+
+
+def segment_details(engine: Engine, kind: CheckKind, **extra: Any) -> None:
+    """Give the newest check of `kind` what a segmented check stores (segments.py)."""
+    with Session(engine) as s:
+        row = s.get(CheckResult, newest(engine, kind).id)
+        assert row is not None
+        row.details = {**json.loads(json.dumps(row.details)), "segment_column": "region", **extra}
+        s.add(row)
+        s.commit()
+
+
+def segment_table(at: Any) -> Any:
+    [table] = [df.value for df in at.dataframe if "Segment" in df.value.columns]
+    return table
+
+
+def test_drift_and_quality_pages_show_failing_segments(
+    seeded: World, sqlite_engine: Engine
+) -> None:
+    drifted = "3 of 5 columns drifted (60%; dataset drift at 50%): amount (ks 0.31, p 1e-12)"
+    segment_details(
+        sqlite_engine,
+        CheckKind.drift,
+        segment_failures=[
+            {"segment": "region=eu", "status": "fail", "rows": 812, "finding": drifted},
+            {"segment": "region=us", "status": "warn", "rows": 95, "finding": "1 of 5 …"},
+        ],
+    )
+    at = open_page("drift", state=FRAUD_PROD)
+    assert "Segments by region" in [h.value for h in at.subheader]
+    table = segment_table(at)
+    assert table.values.tolist() == [
+        ["region=eu", "fail", 812, drifted],
+        ["region=us", "warn", 95, "1 of 5 …"],
+    ]
+
+    missing = "age: 40.0% missing (reference 0.0%, allowed 5.0%)"
+    segment_details(
+        sqlite_engine,
+        CheckKind.quality,
+        segment_failures=[
+            {"segment": "region=eu", "status": "fail", "rows": 812, "finding": missing}
+        ],
+    )
+    at = open_page("quality", state=FRAUD_PROD)
+    assert segment_table(at).values.tolist() == [["region=eu", "fail", 812, missing]]
+
+
+def test_a_segmented_check_without_failures_says_so(seeded: World, sqlite_engine: Engine) -> None:
+    segment_details(sqlite_engine, CheckKind.drift, segment_failures=[])
+    at = open_page("drift", state=FRAUD_PROD)
+    assert "No region segment warns or fails in the newest check." in texts(at)
+    assert not [df for df in at.dataframe if "Segment" in df.value.columns]
+    at = open_page("quality", state=FRAUD_PROD)  # not segmented: no section at all
+    assert "Segments by" not in texts(at)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from sqlmodel import select
@@ -14,6 +16,7 @@ from modeldeck.core.alerts.models import Alert, AlertStatus
 from modeldeck.core.cli.main import app as cli_app
 from tests.core.monitoring import synth
 from tests.core.monitoring.conftest import World
+from tests.core.monitoring.test_checksums import flip_file
 
 
 @pytest.fixture
@@ -117,6 +120,11 @@ def test_reference_from_a_file(config: Path, tmp_path: Path) -> None:
             "missing feature column(s) ['age']",
         ),
         (
+            ["ingest", "CORRUPT", "--model", "fraud", "--version", "1.0.0", "--env", "prod"],
+            2,
+            "the file is corrupt: a page does not match its checksum",
+        ),
+        (
             ["ingest", "TXT", "--model", "fraud", "--version", "1.0.0", "--env", "prod"],
             2,
             "unknown file type .txt",
@@ -137,7 +145,14 @@ def test_refusals(
     batch.to_csv(tmp_path / "batch.csv", index=False)
     batch.drop(columns=["age"]).to_csv(tmp_path / "bad.csv", index=False)
     (tmp_path / "batch.txt").write_text("hello")
+    corrupt = tmp_path / "corrupt.parquet"
+    table = pa.Table.from_pandas(batch, preserve_index=False)
+    pq.write_table(
+        table, corrupt, compression="none", use_dictionary=False, write_page_checksum=True
+    )
+    flip_file(corrupt, "age")
     paths = {
+        "CORRUPT": corrupt,
         "BATCH": tmp_path / "batch.csv",
         "BAD": tmp_path / "bad.csv",
         "TXT": tmp_path / "batch.txt",
