@@ -15,6 +15,9 @@ from slack_bolt.error import BoltError
 from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from sqlalchemy.engine import Engine
 
 from modeldeck.bot import errors
@@ -28,13 +31,14 @@ from modeldeck.core.config import Settings, SlackConfig
 from modeldeck.core.errors import BackendUnavailable, ConfigError
 
 SLACK_API = "https://slack.com/api/"
+MAX_RETRY_WAIT = 5.0  # seconds a worker may sleep for Slack's Retry-After before a retry
 log = logs.get("modeldeck.bot.app")
 
 
 def web_client(slack: SlackConfig) -> WebClient:
     """The bot's Web API client; `slack.api_url` points it elsewhere (tests, proxies).
 
-    Replies honour Slack's Retry-After on 429 (twice at most: a person is waiting)."""
+    A 429 is retried after Slack's Retry-After only when that is short (ShortRateLimitRetry)."""
     if slack.bot_token is None:
         raise ConfigError(
             "the Slack bot needs slack.bot_token (MODELDECK_SLACK__BOT_TOKEN)",
@@ -45,8 +49,38 @@ def web_client(slack: SlackConfig) -> WebClient:
         token=slack.bot_token.get_secret_value(),
         base_url=base,
         timeout=10,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=[ShortRateLimitRetry(max_retry_count=2)],
     )
+
+
+class ShortRateLimitRetry(RateLimitErrorRetryHandler):
+    """Retry a 429 after its Retry-After only when that is at most `max_wait` seconds.
+
+    The wait is a sleep on one of the four lazy workers (bot/pacing.py): a burst of 429s with
+    Retry-After 30-60 s would hold every reply back that long. A longer wait is not taken: the
+    call fails with `ratelimited` and the caller logs it (a redraw, `slack.update_failed`) or
+    reports it (the error handler). A Retry-After that is not a number of seconds counts as
+    long; none at all is a one-second wait (slack_sdk's default)."""
+
+    def __init__(self, max_retry_count: int = 2, max_wait: float = MAX_RETRY_WAIT) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        values = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), [])
+        if not values:
+            return True
+        text = str(values[0]).strip()
+        return text.isdigit() and int(text) <= self.max_wait
 
 
 def build_deps(

@@ -22,6 +22,7 @@ from modeldeck.core.rollouts.queries import StatusRow
 
 Message = dict[str, Any]
 MAX_ITEMS = 20  # a reply stays readable on a phone; the dashboard has the rest
+DASHBOARD_BLOCK = "modeldeck.dashboard_link"  # the actions block of a reply's "Open dashboard"
 CAN = {
     Role.viewer: "read status, versions, history, drift and alerts",
     Role.deployer: "also promote, roll back and snooze alerts",
@@ -137,6 +138,7 @@ def versions_message(
             line += f"\n{metrics}"
         blocks.append(kit.section(line))
     blocks.extend(_more(settings, versions.count, model=model))
+    blocks.append(_open_dashboard(settings, "model", model=model))
     return kit.message(f"{model}: {versions.count} versions", blocks)
 
 
@@ -158,6 +160,7 @@ def history_message(
             line += f"\n>{kit.escape_clip(d.reason, 200)}"
         blocks.append(kit.section(line))
     blocks.extend(_more(settings, history.count, model=model))
+    blocks.append(_open_dashboard(settings, "model", model=model, env=environment))
     return kit.message(f"{model}: {history.count} deployments{where}", blocks)
 
 
@@ -206,6 +209,7 @@ def alerts_message(
         )
         blocks.append(kit.section(line))
     blocks.append(kit.context("Snooze one with `/modeldeck snooze ID 2h`."))
+    blocks.append(_open_dashboard(settings, "alerts"))
     return kit.message(f"{len(alerts)} alerts", blocks)
 
 
@@ -242,6 +246,12 @@ def rollback_confirmation(
         kit.context("Only you can see this. The rollback starts when you confirm."),
     ]
     return kit.message(text.replace("*", ""), blocks)
+
+
+def _open_dashboard(settings: Settings, page: str, **params: str | None) -> dict[str, Any]:
+    """The "Open dashboard" button under a list: the page that shows all of it."""
+    url = kit.dashboard_url(settings, page, **params)
+    return kit.actions(DASHBOARD_BLOCK, [kit.link_button("Open dashboard", url)])
 
 
 def _linked(settings: Settings, text: str, model: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ every turn on the lazy pool (bolt does not see those failures).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -37,6 +38,26 @@ ICONS: list[tuple[type[ModeldeckError], str]] = [
     (InvalidInput, ":thinking_face:"),
     (BackendUnavailable, ":construction:"),
 ]
+# Core's errors advise CLI commands (the CLI and the API are its first readers); in Slack the
+# same advice is a slash command, a button or the dashboard.
+SLACK_ADVICE: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"`modeldeck models list`"), "`/modeldeck models`"),
+    (re.compile(r"`modeldeck history`"), "`/modeldeck history MODEL`"),
+    (re.compile(r"`modeldeck (alerts|history [a-z0-9._-]+)`"), r"`/modeldeck \1`"),
+    (
+        re.compile(r"`?modeldeck promote (\S+) (\S+) --to ([a-z0-9._-]+)`?"),
+        r"`/modeldeck promote \1 \2 to \3`",
+    ),
+    (re.compile(r"`modeldeck reject (\d+)`"), r"the Reject button of request #\1"),
+    (re.compile(r"`modeldeck resolve (\d+)`"), r"Resolve on the dashboard's Alerts page"),
+]
+
+
+def for_slack(text: str) -> str:
+    """A core error text with its CLI advice put the way it is followed in Slack."""
+    for pattern, advice in SLACK_ADVICE:
+        text = pattern.sub(advice, text)
+    return text
 
 
 def friendly(error: Exception) -> dict[str, Any]:
@@ -60,9 +81,10 @@ def friendly(error: Exception) -> dict[str, Any]:
 def shown(error: ModeldeckError, text: str) -> str:
     """Error texts are plain text and often repeat what was typed (`<!channel>`, a link):
     escaped for mrkdwn so they show as typed. Texts from the parser are all user input;
-    others keep the bare `<@U…>` / `<#C…>` references core and the bot write themselves.
+    others keep the bare `<@U…>` / `<#C…>` references core and the bot write themselves, and
+    their CLI advice becomes Slack advice (`for_slack`).
     (Raw input is clipped where the message is built, so escaping never splits an entity.)"""
-    return kit.escape(text) if isinstance(error, ParseError) else kit.escape_text(text)
+    return kit.escape(text) if isinstance(error, ParseError) else kit.escape_text(for_slack(text))
 
 
 def report(error: Exception, respond: Respond | None, logger: logging.Logger | None) -> None:

@@ -11,7 +11,10 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from modeldeck.core.alerts.snooze import parse_duration
+from modeldeck.core.db import possible_id
 from modeldeck.core.errors import InvalidInput
 from modeldeck.core.naming import SLUG_RE, VERSION_RE
 
@@ -45,7 +48,7 @@ USAGE: dict[str, Usage] = {
     "history": Usage("history MODEL [in ENV]", "history fraud-detector", "deployment history"),
     "drift": Usage("drift MODEL [ENV]", "drift fraud-detector prod", "latest drift checks"),
     "alerts": Usage("alerts [all]", "alerts", "open alerts (`all` includes resolved)"),
-    "snooze": Usage("snooze ALERT DURATION", "snooze 42 2h", "silence an alert (30m, 2h, 1d)"),
+    "snooze": Usage("snooze ALERT DURATION", "snooze 42 2h", "silence an alert (30m, 2h, 1d, 1w)"),
     "whoami": Usage("whoami", "whoami", "your Slack id and modeldeck role"),
 }
 
@@ -75,29 +78,6 @@ SYNONYMS = {
 TO_WORDS = {"to", "->", "→", "into", "onto", "--to", "-t", "on"}
 IN_WORDS = {"in", "on", "from", "at", "--env", "-e", "env"}
 REASON_WORDS = {"because", "reason", "reason:", "--reason", "-r", "--", "for", "why", "why:"}
-DURATION_UNITS = {
-    "s": "s",
-    "sec": "s",
-    "secs": "s",
-    "second": "s",
-    "seconds": "s",
-    "m": "m",
-    "min": "m",
-    "mins": "m",
-    "minute": "m",
-    "minutes": "m",
-    "h": "h",
-    "hr": "h",
-    "hrs": "h",
-    "hour": "h",
-    "hours": "h",
-    "d": "d",
-    "day": "d",
-    "days": "d",
-    "w": "w",
-    "week": "w",
-    "weeks": "w",
-}
 
 
 class ParseError(InvalidInput):
@@ -160,7 +140,7 @@ class Alerts:
 @dataclass(frozen=True)
 class Snooze:
     alert_id: int
-    duration: str
+    duration: timedelta
 
 
 @dataclass(frozen=True)
@@ -325,7 +305,25 @@ def _rollback(w: _Words, resolve: EnvResolver) -> Command:
     to_version = None
     if w.skip(TO_WORDS):
         to_version = w.version()
+    elif _looks_like_version(w):  # `rollback m in prod 1.0.0`: never a reason by accident
+        version = w.words[0]
+        raise ParseError(
+            f"`{version[:64]}` after the environment looks like a version: did you mean "
+            f"`to {version[:64]}`?",
+            hint=f"`/modeldeck rollback {model} in {env} to {version[:64]}` rolls back to it; "
+            f"`… because {version[:64]} …` makes it the reason",
+        )
     return Rollback(model=model, environment=env, to_version=to_version, reason=w.reason())
+
+
+_VERSIONISH = re.compile(r"@?[vV]?\d+(?:\.\d+)*(?:[-+][\w.+-]*)?")
+
+
+def _looks_like_version(w: _Words) -> bool:
+    """A reason that starts with `1.0.0`, or is only `v2` or `3`, was most likely meant as
+    `to 1.0.0`: a rollback asks rather than guess (`because 1.0.0 …` is a reason)."""
+    first = (w.peek() or "").strip("'\"`")
+    return bool(_VERSIONISH.fullmatch(first)) and ("." in first or len(w.words) == 1)
 
 
 def _history(w: _Words, resolve: EnvResolver) -> Command:
@@ -355,21 +353,26 @@ def _alerts(w: _Words, _: EnvResolver) -> Command:
 def _snooze(w: _Words, _: EnvResolver) -> Command:
     w.skip({"alert"})
     raw = w.take("an alert number (from `/modeldeck alerts`)").lstrip("#")
-    if not raw.isdigit():
+    # ASCII digits only ('²'.isdigit() is true), and no number larger than an alert id can be.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12 and possible_id(int(raw))):
         raise w.fail(f"`{raw[:40]}` is not an alert number (like `42`).")
     w.skip({"for"})
     return Snooze(alert_id=int(raw), duration=_duration(w))
 
 
-def _duration(w: _Words) -> str:
-    text = "".join(w.words).lower()
+def _duration(w: _Words) -> timedelta:
+    """Core's parse_duration reads it (the units every interface accepts); its refusal comes
+    back with this command's usage line."""
+    text = " ".join(w.words)
     w.words = []
     if not text:
         raise w.fail("`snooze` needs a duration, like `30m`, `2h` or `1d`.")
-    match = re.fullmatch(r"(\d+)([a-z]+)", text)
-    if not match or match.group(2) not in DURATION_UNITS:
-        raise w.fail(f"`{text[:40]}` is not a duration (like `30m`, `2h` or `1d`).")
-    return match.group(1) + DURATION_UNITS[match.group(2)]
+    try:
+        return parse_duration(text)
+    except InvalidInput as exc:
+        raise ParseError(
+            exc.message[:120], hint="; ".join(filter(None, [exc.hint, usage_hint(w.verb)]))
+        ) from None
 
 
 def _whoami(w: _Words, _: EnvResolver) -> Command:

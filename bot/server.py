@@ -19,6 +19,7 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -29,12 +30,18 @@ from modeldeck.core.errors import ConfigError
 from modeldeck.core.heap import freeze_startup_heap
 
 EVENTS_PATH = "/slack/events"
+# A slash command is a few hundred bytes; a click also carries the message it was on, and
+# modeldeck's messages (clipped by core/notify/kit.py) stay within tens of KB even encoded.
+# A larger body is not Slack talking to this app: refused with 413, never read whole.
+MAX_BODY = 1024 * 1024
 SIGNATURE_HEADERS = ("x-slack-signature", "x-slack-request-timestamp")
 log = logs.get("modeldeck.bot.server")
 
 
 class SlackEvents:
     """POST: a slash command or a click, signature-verified and acked by bolt.
+
+    A body over MAX_BODY is refused with 413 before it is read whole or verified.
 
     Counted by the ack gate from when its body has arrived until the ack has been sent: lazy
     work steps aside meanwhile (bot/pacing.py). Only requests that carry Slack's signature
@@ -47,7 +54,11 @@ class SlackEvents:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        body = await request.body()
+        body = await read_body(request)
+        if body is None:
+            too_large = PlainTextResponse("request body too large", status_code=413)
+            await too_large(scope, receive, send)
+            return
         signed = all(name in request.headers for name in SIGNATURE_HEADERS)
         if signed:
             self.gate.arrived()
@@ -57,6 +68,23 @@ class SlackEvents:
         finally:
             if signed:
                 self.gate.acked()
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The body, or None when it is larger than `limit`: refused by its Content-Length before
+    any of it is read, or as soon as a streamed (chunked) body grows past it. Never buffered
+    whole, never handed to the signature check."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def slack_router(app: App, path: str = EVENTS_PATH) -> APIRouter:

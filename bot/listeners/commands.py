@@ -32,6 +32,7 @@ from modeldeck.bot.parser import (
 )
 from modeldeck.core.alerts import service as alerts
 from modeldeck.core.alerts.models import AlertStatus
+from modeldeck.core.alerts.snooze import short_duration
 from modeldeck.core.auth.models import Role
 from modeldeck.core.auth.service import require
 from modeldeck.core.environments import service as environments
@@ -136,18 +137,19 @@ def show_alerts(turn: Turn, include_resolved: bool) -> None:
 
 def snooze(turn: Turn, command: Snooze) -> None:
     turn.audit_target = f"alert:{command.alert_id}"
-    duration = alerts.parse_duration(command.duration)
     with turn.session() as session:
         alert = alerts.snooze(
             session,
             settings=turn.settings,
             alert_id=command.alert_id,
-            duration=duration,
+            duration=command.duration,
             actor=turn.actor,
             clock=turn.clock,
         )
     # Plain, without buttons: the alert's own message is redrawn in place (alert_update).
-    turn.reply(blocks.snoozed_notice(turn.actor, alert, command.duration), public=True)
+    turn.reply(
+        blocks.snoozed_notice(turn.actor, alert, short_duration(command.duration)), public=True
+    )
 
 
 def promote(turn: Turn, command: Promote) -> None:

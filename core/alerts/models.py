@@ -95,4 +95,4 @@ class AlertsPublic(BaseModel):
 
 
 class SnoozeRequest(BaseModel):
-    duration: str = Field(max_length=16, description="30m, 2h or 1d (at most 30d)")
+    duration: str = Field(max_length=16, description="30m, 2h, 1d or 1w (at most 30d)")

@@ -27,20 +27,28 @@ from modeldeck.core.metrics import ALERTS
 from modeldeck.core.notify import service as notify
 
 MAX_SNOOZE = timedelta(days=30)
-_DURATION = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# The one duration parser of every interface (API, CLI, dashboard, Slack): minutes to weeks.
+# Seconds are refused: a snooze shorter than a minute silences nothing the scheduler would
+# notice (it wakes snoozed alerts once a minute).
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([a-z]+)\s*$", re.IGNORECASE)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNIT_WORDS = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "w"),
+}
+DURATION_HINT = "use minutes, hours, days or weeks: 30m, 2h, 1d, 1w (at most 30d)"
 
 
 def parse_duration(text: str) -> timedelta:
-    """'30m', '2h', '1d' → timedelta; anything else (or over 30 days) is InvalidInput."""
+    """'30m', '2h', '1d', '1w' (or '2 hours', '3 days') → timedelta; anything else (or over
+    30 days) is InvalidInput."""
     match = _DURATION.match(text or "")
-    if not match:
-        raise InvalidInput(
-            f"{text!r} is not a duration",
-            hint="use minutes, hours or days: 30m, 2h, 1d (at most 30d)",
-        )
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    duration = timedelta(**{_UNITS[unit]: amount})
+    unit = _UNIT_WORDS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        raise InvalidInput(f"{text!r} is not a duration", hint=DURATION_HINT)
+    duration = timedelta(**{_UNITS[unit]: int(match.group(1))})
     if duration <= timedelta(0):
         raise InvalidInput(f"{text!r}: a snooze must last at least 1 minute")
     if duration > MAX_SNOOZE:
@@ -49,6 +57,15 @@ def parse_duration(text: str) -> timedelta:
             hint="snooze for at most 30d; resolve the alert if it is not a problem",
         )
     return duration
+
+
+def short_duration(duration: timedelta) -> str:
+    """The shortest exact spelling parse_duration reads back: 90m, 2h, 3d, 1w."""
+    minutes = int(duration.total_seconds() // 60)
+    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
+        if minutes and minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 def snooze(

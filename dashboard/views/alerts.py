@@ -67,7 +67,7 @@ def act(actor: Actor, alert: AlertPublic) -> None:
         value="2h",
         max_chars=16,
         key=f"snooze_for_{alert.id}",
-        help="minutes, hours or days: 30m, 2h, 1d (at most 30d)",
+        help="minutes, hours, days or weeks: 30m, 2h, 1d, 1w (at most 30d)",
     )
     if c2.button("Snooze", key=f"snooze_{alert.id}", icon=":material/snooze:"):
         _run(actor, "Snoozed", alert.id, duration)

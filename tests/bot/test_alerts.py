@@ -3,6 +3,8 @@ exactly once after Slack was down or rate limiting."""
 
 from __future__ import annotations
 
+import time
+
 from sqlmodel import col, select
 
 from modeldeck.core.alerts import service as alerts
@@ -250,3 +252,34 @@ def test_open_dashboard_clicks_are_audited(bot: Bot) -> None:
     assert event.after["action_id"] == ActionId.open_dashboard
     assert event.after["url"] == url and event.after["outcome"] == "ok"
     assert sent.replies() == []  # nothing to answer: the browser opened the page
+
+
+def test_a_long_retry_after_fails_the_redraw_instead_of_holding_a_worker(bot: Bot) -> None:
+    """A 429 with Retry-After 60 s is not slept on (a lazy worker would be gone for minutes):
+    the click is done at once, the redraw is given up; a short Retry-After is still waited."""
+    alert_id = fire_alert(bot)
+    drain(bot)
+    message = posted(bot, ALERTS, f"alert #{alert_id}")
+    updates = bot.fake.message(ALERTS, message.ts).updates
+    earlier = len(bot.fake.calls_to("chat.update"))
+    bot.fake.rate_limit(retry_after=60, method="chat.update")  # every chat.update, for now
+    start = time.monotonic()
+    sent = click(bot, message, ActionId.snooze_1h, DEPLOYER)
+    [event] = wait_until(
+        lambda: [e for e in bot.audit("slack.action") if e.request_id == sent.trigger_id],
+        timeout=20,
+        what="the click done (its audit event)",
+    )
+    assert time.monotonic() - start < 20  # generous; the old handler slept 2 × 60 s
+    assert event.after is not None and event.after["outcome"] == "ok"
+    assert alert_row(bot, alert_id).status == AlertStatus.snoozed  # the snooze itself happened
+    refused = bot.fake.calls_to("chat.update")[earlier:]
+    assert [c.status for c in refused] == [429]  # tried once, not retried after 60 s
+    assert bot.fake.message(ALERTS, message.ts).updates == updates
+
+    bot.fake.rate_limit(retry_after=1, times=1, method="chat.update")
+    click(bot, message, ActionId.snooze_1h, DEPLOYER)  # snoozing again is allowed
+    wait_until(
+        lambda: bot.fake.message(ALERTS, message.ts).updates == updates + 1, what="the redraw"
+    )
+    assert [c.status for c in bot.fake.calls_to("chat.update")[earlier:]] == [429, 429, 200]

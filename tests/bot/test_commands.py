@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from modeldeck.core.alerts.models import Alert, AlertStatus
+from modeldeck.core.clock import as_utc
 from modeldeck.core.monitoring.models import CheckKind, CheckResult, CheckStatus
 from modeldeck.core.notify.actions import ActionId
 from modeldeck.core.notify.models import OutboxMessage
@@ -85,10 +86,15 @@ def test_models_and_status_and_versions_and_history(bot: Bot) -> None:
 
     versions = bot.slack.command("versions fraud-detector", user=VIEWER).text()
     assert "*1.3.0*" in versions and "*1.1.0* — running in production" in versions
+    assert '"url": "https://dash.example.org/model?model=fraud-detector"' in versions
+    assert "Open dashboard" in versions
 
     history = bot.slack.command("history fraud-detector in prod", user=VIEWER).text()
     assert "History of fraud-detector in production" in history
     assert "promote `1.1.0`" in history and "superseded" in history
+    assert '"url": "https://dash.example.org/model?model=fraud-detector&env=production"' in history
+    everywhere = bot.slack.command("history fraud-detector", user=VIEWER).text()
+    assert '"url": "https://dash.example.org/model?model=fraud-detector"' in everywhere
 
 
 def test_whoami_shows_role_from_user_or_group(bot: Bot) -> None:
@@ -144,6 +150,7 @@ def test_alerts_lists_open_alerts(bot: Bot) -> None:
     alert_id = fire_alert(bot)
     text = bot.slack.command("alerts", user=VIEWER).text()
     assert f"*#{alert_id}* drift on fraud-detector (production)" in text
+    assert '"url": "https://dash.example.org/alerts"' in text and "Open dashboard" in text
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -167,14 +174,24 @@ def test_alerts_lists_open_alerts(bot: Bot) -> None:
             ["no environment named 'moon'", "known: production, staging"],
         ),
         ("history fraud-detector in moon", ["no environment named 'moon'"]),
-        ("snooze 4242 2h", ["no alert with id 4242"]),
+        ("snooze 4242 2h", ["no alert with id 4242", "`/modeldeck alerts` lists them"]),
+        ("status zzz", ["no model named 'zzz'", "`/modeldeck models` shows all"]),
+        ("snooze 99999999999999999999999 2h", ["`99999999999999999999999` is not an alert"]),
+        ("snooze 12 30s", ["'30s' is not a duration", "minutes, hours, days or weeks"]),
+        ("snooze 12 5w", ["longer than the 30-day maximum"]),
+        (
+            "rollback fraud-detector in prod 1.0.0",
+            ["looks like a version: did you mean `to 1.0.0`?", "in production to 1.0.0"],
+        ),
     ],
 )
 def test_bad_input_is_explained_and_changes_nothing(
     bot: Bot, text: str, phrases: list[str]
 ) -> None:
     before = bot.snapshot()
-    refused(bot, bot.slack.command(text, user=ADMIN), before, *phrases)
+    answer = refused(bot, bot.slack.command(text, user=ADMIN), before, *phrases)
+    assert "`modeldeck " not in answer  # Slack advice, not the CLI's
+    assert "Something went wrong" not in answer
 
 
 def test_a_user_without_a_role_can_only_ask_for_help(bot: Bot) -> None:
@@ -430,3 +447,11 @@ def test_snooze_by_command(bot: Bot) -> None:
         alert = session.get(Alert, alert_id)
         assert alert is not None and alert.status == AlertStatus.snoozed
         assert alert.snoozed_by == "slack:U0CAROL"
+    # Weeks are a unit everywhere (core's parser): what the bot's parser lets through, core takes.
+    week = bot.slack.command(f"snooze {alert_id} 1w", user=DEPLOYER)
+    assert "for 1w, until <!date^" in week.text()
+    with bot.session() as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None and alert.snoozed_until is not None
+        left = as_utc(alert.snoozed_until) - datetime.now(UTC)
+        assert timedelta(days=6, hours=23) < left <= timedelta(days=7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 
 import httpx
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from modeldeck.bot.app import create_app
 from modeldeck.bot.replay import ReplayCache
-from modeldeck.bot.server import mount
+from modeldeck.bot.server import EVENTS_PATH, MAX_BODY, mount
 from modeldeck.core.api.app import create_app as create_api
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import BackendUnavailable, ConfigError
@@ -153,3 +154,57 @@ def test_the_replay_cache_forgets_what_bolt_would_refuse_anyway() -> None:
     assert cache.first_time(str(int(now[0])), "v0=new")
     assert len(cache) == 1
     assert not cache.first_time("not-a-number", "v0=x")
+
+
+def _connection(bot: Bot) -> http.client.HTTPConnection:
+    url = httpx.URL(bot.url)
+    return http.client.HTTPConnection(url.host, url.port, timeout=5)
+
+
+def test_a_body_declared_over_1_mb_is_refused_with_413_before_it_is_sent(bot: Bot) -> None:
+    """The bot answers from the headers alone: 413, without waiting for (or reading) the body
+    and without checking a signature."""
+    before = bot.snapshot()
+    conn = _connection(bot)
+    try:
+        conn.putrequest("POST", EVENTS_PATH)
+        for name, value in signed_headers("text=help").items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(MAX_BODY + 1))
+        conn.endheaders()  # not one byte of the body follows
+        response = conn.getresponse()
+        assert response.status == 413
+        assert b"too large" in response.read()
+    finally:
+        conn.close()
+    assert "1.1.0" in bot.slack.command("status fraud-detector", user=VIEWER).text()
+    assert bot.snapshot() == before
+
+
+def test_a_streamed_body_growing_past_1_mb_is_refused_with_413(bot: Bot) -> None:
+    """No Content-Length (chunked): refused once more than 1 MB arrived, though signed."""
+    before = bot.snapshot()
+    prefix = "promote fraud-detector 1.3.0 to staging because "
+    size = len(_body(bot, "huge", text=prefix))
+    body = _body(bot, "huge", text=prefix + "x" * (MAX_BODY + 1 - size))
+    assert len(body) == MAX_BODY + 1
+    raw = body.encode()
+    conn = _connection(bot)
+    try:
+        chunks = (raw[i : i + 65536] for i in range(0, len(raw), 65536))
+        conn.request(
+            "POST", EVENTS_PATH, body=chunks, headers=signed_headers(body), encode_chunked=True
+        )
+        response = conn.getresponse()
+        assert response.status == 413
+    finally:
+        conn.close()
+    # Just under the limit is read, verified and answered (the reason is too long, though).
+    size = len(_body(bot, "large", text=prefix))
+    small = _body(bot, "large", text=prefix + "x" * (MAX_BODY - 1 - size))
+    assert len(small) == MAX_BODY - 1
+    sent = bot.slack.post(small, key="large", trigger_id="trig.large")
+    assert sent.status == 200
+    assert "keep it under 1000" in sent.text()
+    assert bot.fake.responses("huge") == []
+    assert bot.snapshot() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from modeldeck.bot.parser import (
@@ -119,6 +121,19 @@ def test_promote(text: str, expected: Promote) -> None:
             "roll-back fraud-detector --env stg --to 1.0.0",
             Rollback("fraud-detector", "staging", "1.0.0"),
         ),
+        # Reasons that merely start with a number are reasons.
+        (
+            "rollback fraud-detector in prod 500 errors since noon",
+            Rollback("fraud-detector", "production", None, "500 errors since noon"),
+        ),
+        (
+            "rollback fraud-detector in prod because 1.0.0 was fine",
+            Rollback("fraud-detector", "production", None, "1.0.0 was fine"),
+        ),
+        (
+            "rollback fraud-detector in prod p99",
+            Rollback("fraud-detector", "production", None, "p99"),
+        ),
     ],
 )
 def test_rollback(text: str, expected: Rollback) -> None:
@@ -128,10 +143,12 @@ def test_rollback(text: str, expected: Rollback) -> None:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("snooze 42 2h", Snooze(42, "2h")),
-        ("snooze #42 for 30m", Snooze(42, "30m")),
-        ("mute alert 7 2 hours", Snooze(7, "2h")),
-        ("snooze 7 1 DAY", Snooze(7, "1d")),
+        ("snooze 42 2h", Snooze(42, timedelta(hours=2))),
+        ("snooze #42 for 30m", Snooze(42, timedelta(minutes=30))),
+        ("mute alert 7 2 hours", Snooze(7, timedelta(hours=2))),
+        ("snooze 7 1 DAY", Snooze(7, timedelta(days=1))),
+        ("snooze 7 1w", Snooze(7, timedelta(weeks=1))),
+        ("snooze 7 for 2 weeks", Snooze(7, timedelta(weeks=2))),
     ],
 )
 def test_snooze(text: str, expected: Snooze) -> None:
@@ -158,7 +175,21 @@ def test_snooze(text: str, expected: Snooze) -> None:
         ("snooze", "needs an alert number", "snooze ALERT DURATION"),
         ("snooze abc 2h", "`abc` is not an alert number", "snooze ALERT DURATION"),
         ("snooze 42", "needs a duration", "snooze ALERT DURATION"),
-        ("snooze 42 soon", "`soon` is not a duration", "snooze ALERT DURATION"),
+        ("snooze 42 soon", "'soon' is not a duration", "snooze ALERT DURATION"),
+        ("snooze 42 30s", "'30s' is not a duration", "minutes, hours, days or weeks"),
+        ("snooze 42 5w", "longer than the 30-day maximum", "snooze ALERT DURATION"),
+        ("snooze 42 0m", "at least 1 minute", "snooze ALERT DURATION"),
+        ("snooze 99999999999999999999999 2h", "is not an alert number", "snooze ALERT"),
+        ("snooze 2147483648 2h", "is not an alert number", "snooze ALERT"),
+        ("snooze 0 2h", "`0` is not an alert number", "snooze ALERT"),
+        ("snooze ²2 2h", "is not an alert number", "snooze ALERT"),
+        (
+            "rollback fraud-detector in prod 1.0.0",
+            "did you mean `to 1.0.0`?",
+            "production to 1.0.0",
+        ),
+        ("rollback fraud-detector prod v1.2.0-rc1 because", "did you mean `to v1.2.0-rc1`", "to"),
+        ("rollback fraud-detector in prod 3", "did you mean `to 3`?", "because 3"),
         ("models please", "did not expect `please`", "/modeldeck models"),
     ],
 )

@@ -9,6 +9,7 @@ has switches for the failures delivery must survive:
         slack.go_down("error")       # HTTP 500 to every request
         slack.come_back()
         slack.rate_limit(retry_after=30, times=1)   # 429 + Retry-After
+        slack.rate_limit(retry_after=60, method="chat.update")   # one method only
         slack.fail_next("chat.postMessage", "channel_not_found")
         slack.on("views.open", lambda call: {"ok": True, "view": {...}})   # extend
 
@@ -111,6 +112,7 @@ class FakeSlack:
         self._mode = "up"  # up | error
         self._rate_limited: int | None = 0  # calls left to refuse with 429; None = until cleared
         self._retry_after = 1
+        self._rate_limited_method: str | None = None  # None: every method
         self._failures: dict[str, list[str]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -174,10 +176,15 @@ class FakeSlack:
         if self._server is None:
             self.start()
 
-    def rate_limit(self, retry_after: int = 1, times: int | None = None) -> None:
-        """Answer 429 with Retry-After to the next `times` calls (None: until come_back())."""
-        self._retry_after = retry_after
-        self._rate_limited = times
+    def rate_limit(
+        self, retry_after: int = 1, times: int | None = None, method: str | None = None
+    ) -> None:
+        """Answer 429 with Retry-After to the next `times` calls (None: until come_back()),
+        or only to those of `method` (Slack's limits are per method)."""
+        with self._lock:
+            self._retry_after = retry_after
+            self._rate_limited = times
+            self._rate_limited_method = method
 
     def fail_next(self, method: str, error: str = "channel_not_found", times: int = 1) -> None:
         """Answer the next `times` calls of `method` with {"ok": false, "error": error}."""
@@ -271,7 +278,8 @@ class FakeSlack:
         if self._mode == "error":
             return 500, {"ok": False, "error": "internal_error"}, {}
         with self._lock:
-            if self._rate_limited is None or self._rate_limited > 0:
+            limited = self._rate_limited_method in (None, call.method)
+            if limited and (self._rate_limited is None or self._rate_limited > 0):
                 if self._rate_limited is not None:
                     self._rate_limited -= 1
                 return (

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from modeldeck.core.alerts import service
+from modeldeck.core.alerts import snooze as service_snooze
 from modeldeck.core.alerts.models import Alert, AlertStatus, Severity
 from modeldeck.core.audit.models import AuditEvent
 from modeldeck.core.auth.models import Actor
 from modeldeck.core.clock import FixedClock, as_utc
 from modeldeck.core.config import Settings
+from modeldeck.core.environments import service as environments
 from modeldeck.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from modeldeck.core.notify.models import OutboxStatus
 from modeldeck.core.rollouts.models import Deployment
-from tests.core.alerts.world import outbox, snapshot
+from tests.core.alerts.world import live_deployment, outbox, snapshot
 
 
 def _fire(
@@ -229,6 +233,12 @@ def test_resolve_by_a_person_is_audited(
         ("1d", timedelta(days=1)),
         (" 2H ", timedelta(hours=2)),
         ("30d", timedelta(days=30)),
+        ("1w", timedelta(weeks=1)),
+        ("4W", timedelta(weeks=4)),
+        ("2 hours", timedelta(hours=2)),
+        ("90 mins", timedelta(minutes=90)),
+        ("3 days", timedelta(days=3)),
+        ("1 week", timedelta(weeks=1)),
     ],
 )
 def test_parse_duration(text: str, expected: timedelta) -> None:
@@ -246,6 +256,10 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
         ("1.5h", "is not a duration"),
         ("31d", "30-day maximum"),
         ("h", "is not a duration"),
+        ("30s", "is not a duration"),  # seconds: too short to be a snooze
+        ("45 seconds", "is not a duration"),
+        ("5w", "30-day maximum"),
+        ("2 fortnights", "is not a duration"),
     ],
 )
 def test_bad_durations_are_refused_clearly(text: str, message: str) -> None:
@@ -329,3 +343,52 @@ def test_list_alerts_filters(
         (a.id, "fraud", "1.0.0", "production")
     ]
     assert service.list_alerts(session, limit=1)[0].id == b.id
+
+
+@pytest.mark.parametrize(
+    "duration, text",
+    [
+        (timedelta(minutes=90), "90m"),
+        (timedelta(hours=2), "2h"),
+        (timedelta(days=3), "3d"),
+        (timedelta(weeks=2), "2w"),
+        (timedelta(days=30), "30d"),
+    ],
+)
+def test_short_duration_reads_back(duration: timedelta, text: str) -> None:
+    assert service_snooze.short_duration(duration) == text
+    assert service.parse_duration(text) == duration
+
+
+@pytest.fixture
+def any_session(any_engine: Engine, settings: Settings) -> Iterator[Session]:
+    with Session(any_engine, expire_on_commit=False) as s:
+        environments.sync(s, settings)
+        yield s
+
+
+@pytest.mark.parametrize("alert_id", [10**23, 2**63, 2**63 - 1, 2**31, 0, -1])
+def test_an_id_no_alert_can_have_is_not_found_and_changes_nothing(
+    any_session: Session, settings: Settings, clock: FixedClock, deployer: Actor, alert_id: int
+) -> None:
+    """Numbers beyond the id column's range are a miss, not a database error (SQLite: an
+    OverflowError past 64 bits; PostgreSQL: "integer out of range" past 32)."""
+    session = any_session
+    _fire(session, settings, clock, live_deployment(session, at=clock() - timedelta(days=2)))
+    before = snapshot(session)
+    with pytest.raises(NotFound, match=f"no alert with id {alert_id}"):
+        service.get_alert(session, alert_id)
+    with pytest.raises(NotFound, match="no alert with id"):
+        service.snooze(
+            session,
+            settings=settings,
+            alert_id=alert_id,
+            duration=timedelta(hours=2),
+            actor=deployer,
+            clock=clock,
+        )
+    with pytest.raises(NotFound, match="no alert with id"):
+        service.resolve_by(
+            session, settings=settings, alert_id=alert_id, actor=deployer, clock=clock
+        )
+    assert snapshot(session) == before
