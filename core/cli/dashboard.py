@@ -66,9 +66,16 @@ def command(*, port: int, host: str, secrets: Path | None = None) -> list[str]:
         "light",
     ]
     if secrets is not None:
-        # st.login's OIDC settings ([auth] in a secrets.toml); see docs/operations.md.
+        # st.login's OIDC settings ([auth] in secrets.toml): docs/operations.md, Dashboard sign-in.
         cmd += ["--secrets.files", str(secrets)]
     return cmd
+
+
+def args(*, host: str, port: int, secrets: Path | None = None) -> list[str]:
+    """The arguments of `modeldeck dashboard` that serve on host:port, with OIDC sign-in when
+    `secrets` is given (made absolute: the child may resolve it from another directory)."""
+    sign_in = ["--secrets", str(secrets.resolve())] if secrets is not None else []
+    return ["dashboard", "--host", host, "--port", str(port), *sign_in]
 
 
 def child_env(config: Path | None) -> dict[str, str]:
@@ -78,19 +85,23 @@ def child_env(config: Path | None) -> dict[str, str]:
     return env
 
 
+# `modeldeck dashboard --secrets` and `modeldeck up --dashboard-secrets`.
+SecretsFile = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="secrets.toml with an \\[auth] section for OIDC sign-in (st.login; see "
+        "docs/operations.md, Dashboard sign-in); without it the dashboard is read-only.",
+    ),
+]
+
+
 def dashboard(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
     host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 in containers).")] = "127.0.0.1",
-    secrets: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            help="secrets.toml with an \\[auth] section for OIDC "
-            "sign-in (st.login); without it the dashboard is read-only.",
-        ),
-    ] = None,
+    secrets: SecretsFile = None,
 ) -> None:
     """Serve the Streamlit dashboard (fleet overview, drift, decay, hardware, alerts, audit)."""
     cli = context.get(ctx)

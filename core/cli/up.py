@@ -1,13 +1,10 @@
 """`modeldeck up`: API + scheduler + bot + dashboard as one process group on one machine.
 
-Each part is its own child process (the same commands that run alone: `modeldeck api`,
-`scheduler`, `bot`, `dashboard`), so one crashing never takes another's memory with it and
-`ps` shows what runs. The parent prepares the database once (so children do not race to
-migrate a fresh SQLite file), starts the children in their own session, waits for their
-health endpoints and names the one that failed. Ctrl-C or SIGTERM stops them newest first:
-SIGTERM to each child's process group, SIGKILL after a timeout. On Linux the children also
-ask the kernel for SIGTERM should the parent die without cleaning up (PR_SET_PDEATHSIG), so
-no orphan keeps a port.
+Each part is its own child process (the same commands that run alone), so one crashing never
+takes another's memory with it and `ps` shows what runs. The parent migrates the database once
+(children must not race on a fresh SQLite file), starts each child in its own session, names the
+one that fails its health check, and on Ctrl-C or SIGTERM stops them newest first. On Linux a
+child also gets SIGTERM if the parent dies uncleanly (PR_SET_PDEATHSIG): no orphan keeps a port.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ import httpx
 import psutil
 import typer
 
-from modeldeck.core.cli import context, output
+from modeldeck.core.cli import context, dashboard, output
 from modeldeck.core.config import Settings
 from modeldeck.core.errors import ConfigError, ModeldeckError
 
@@ -151,8 +148,7 @@ class ProcessGroup:
     def wait_healthy(
         self, timeout: float = START_TIMEOUT, children: list[Child] | None = None
     ) -> None:
-        """Block until every child (or those given) answers; StartupFailed names the first
-        that cannot."""
+        """Block until every child (or those given) answers; else StartupFailed names one."""
         deadline = time.monotonic() + timeout
         waiting = list(self.children if children is None else children)
         with httpx.Client(timeout=2.0, trust_env=False) as client:
@@ -183,8 +179,7 @@ class ProcessGroup:
         self._stop.set()
 
     def stop(self) -> list[str]:
-        """SIGTERM every child's process group (newest first), SIGKILL what outlives the
-        timeout. Returns the names of children that had to be killed."""
+        """SIGTERM each child's group (newest first), SIGKILL on timeout; returns those killed."""
         running = [c for c in reversed(self.children) if c.process and c.process.poll() is None]
         for child in running:
             _signal_group(child, signal.SIGTERM)
@@ -262,11 +257,6 @@ def stop_on_signals(group: ProcessGroup) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def dashboard_argv(*, host: str, port: int, config: Path | str | None) -> list[str]:
-    """`modeldeck dashboard` bound to host:port, headless."""
-    return modeldeck_argv("dashboard", "--host", host, "--port", str(port), config=config)
-
-
 def bot_problem(settings: Settings) -> str | None:
     """Why the Slack bot cannot start with these settings, or None when it can."""
     slack = settings.slack
@@ -280,7 +270,13 @@ def bot_problem(settings: Settings) -> str | None:
 
 
 def standard_children(
-    settings: Settings, *, config: Path | str | None, api_port: int, dashboard_port: int, host: str
+    settings: Settings,
+    *,
+    config: Path | str | None,
+    api_port: int,
+    dashboard_port: int,
+    host: str,
+    dashboard_secrets: Path | None = None,
 ) -> list[Child]:
     """API, scheduler, bot (only when Slack is fully configured) and dashboard."""
     api = f"http://{host}:{api_port}"
@@ -296,10 +292,11 @@ def standard_children(
     ]
     if bot_problem(settings) is None:
         children.append(Child("bot", modeldeck_argv("bot", config=config)))
+    dash_args = dashboard.args(host=host, port=dashboard_port, secrets=dashboard_secrets)
     children.append(
         Child(
             "dashboard",
-            dashboard_argv(host=host, port=dashboard_port, config=config),
+            modeldeck_argv(*dash_args, config=config),
             health_url=f"{dash}/_stcore/health",
             url=dash,
         )
@@ -314,8 +311,7 @@ def run_group(
     on_ready: Callable[[], None],
     on_exit: Callable[[], None] | None = None,
 ) -> int:
-    """Start, wait for health, call `on_ready`, watch until a signal or a child's exit.
-    Exit code: 0 after a requested stop, 1 when a child failed."""
+    """Start, wait for health, call `on_ready`, watch; 0 after a requested stop, 1 on failure."""
     code = 0
     with stop_on_signals(group):
         try:
@@ -355,13 +351,14 @@ def up(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for health checks.")
     ] = START_TIMEOUT,
+    dashboard_secrets: dashboard.SecretsFile = None,
 ) -> None:
     """Run API, scheduler, Slack bot (when tokens are set) and dashboard together.
 
     For one machine; each part also runs alone (`modeldeck api`, `scheduler`, `bot`,
     `dashboard`). Ctrl-C stops all of them.
 
-    Example: modeldeck up --log-dir /var/log/modeldeck
+    Example: modeldeck up --log-dir /var/log/modeldeck --dashboard-secrets secrets.toml
     """
     cli = context.get(ctx)
     settings = cli.settings
@@ -376,7 +373,12 @@ def up(
             )
     config = cli.config_path or os.environ.get("MODELDECK_CONFIG")
     children = standard_children(
-        settings, config=config, api_port=port, dashboard_port=dashboard_port, host=bind
+        settings,
+        config=config,
+        api_port=port,
+        dashboard_port=dashboard_port,
+        host=bind,
+        dashboard_secrets=dashboard_secrets,
     )
     group = ProcessGroup(children, log_dir=log_dir)
 
