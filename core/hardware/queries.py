@@ -319,7 +319,7 @@ def view(
         end,
         predictions,
         status=service.status(session),
-        findings=service.last_findings(session),
+        findings=service.last_findings(session, model=model, environment=environment),
     )
     series = {
         group_by: timeseries(

@@ -173,7 +173,7 @@ def usage(
         end,
         predictions,
         status=service.status(session, clock=clock),
-        findings=service.last_findings(session),
+        findings=service.last_findings(session, model=model, environment=environment),
     )
 
 

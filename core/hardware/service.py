@@ -305,11 +305,21 @@ def status(session: Session, *, clock: Clock = utcnow) -> HardwareStatus:
     )
 
 
-def last_findings(session: Session) -> list[Finding]:
-    """What the last successful scrape found (the hardware page shows it)."""
+def last_findings(
+    session: Session, *, model: str | None = None, environment: str | None = None
+) -> list[Finding]:
+    """What the last successful scrape found (the hardware page and `modeldeck gpu` show it).
+    With a model or environment, findings about other ones are left out; findings about no
+    model in particular (a cluster's metrics, attribution) always stay."""
     last_ok = session.exec(
         select(HardwareScrape)
         .where(HardwareScrape.ok == True)  # noqa: E712
         .order_by(col(HardwareScrape.id).desc())
     ).first()
-    return [Finding.model_validate(f) for f in last_ok.findings] if last_ok else []
+    found = [Finding.model_validate(f) for f in last_ok.findings] if last_ok else []
+    return [
+        f
+        for f in found
+        if (model is None or f.model in (None, model))
+        and (environment is None or f.environment in (None, environment))
+    ]

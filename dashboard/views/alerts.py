@@ -126,6 +126,8 @@ def evidence(alert: AlertPublic) -> None:
         for name, value in (("model", alert.model), ("env", alert.environment)):
             if value:  # the shared picks (state.pick) and their widgets
                 st.session_state[name] = st.session_state[f"_pick_{name}"] = value
+                # the Hardware page has its own pickers (with "(all)")
+                st.session_state[f"hw_{name}"] = value
         st.switch_page(f"views/{page}.py")
 
 

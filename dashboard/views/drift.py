@@ -107,7 +107,10 @@ def render() -> None:
             f"{checks.bucket_note(series).capitalize()}: the strongest drift of the bucket."
         )
         st.subheader("Latest check, per column")
-        table = latest[["column", "method", "score", "threshold", "drifted", "problem"]].rename(
+        table = latest[["column", "method", "score", "threshold", "drifted", "problem"]].fillna(
+            {"problem": ""}  # most columns have nothing to note: blank, not "None"
+        )
+        table = table.rename(
             columns={
                 "column": "Column",
                 "method": "Test",

@@ -54,7 +54,10 @@ def findings(items: list[Finding]) -> None:
         if group:
             st.subheader(title)
             for f in group:
-                st.error(_text(f), icon=icon)
+                # "info" explains (e.g. no pod labels, so pods are matched by name); a red box
+                # is for what is broken
+                show = {"info": st.info, "warning": st.warning}.get(f.severity, st.error)
+                show(_text(f), icon=icon)
     if other:
         with st.expander(f"Other notes ({len(other)})"):
             for f in other:
@@ -140,7 +143,13 @@ def comparisons(report: HardwareReport) -> None:
             df,
             hide_index=True,
             key=f"hw_cmp_{comp.model}_{comp.version}",
-            column_config={"Cost": st.column_config.NumberColumn(format="$%.2f")},
+            column_config={
+                "GPU-hours": st.column_config.NumberColumn(format="%.1f"),
+                "Util %": st.column_config.NumberColumn(format="%.0f"),
+                "Util p95 %": st.column_config.NumberColumn(format="%.0f"),
+                "Cost": st.column_config.NumberColumn(format="$%.2f"),
+                "Cost / 1k predictions": st.column_config.NumberColumn(format="$%.4f"),
+            },
         )
         melted = df.melt(
             id_vars="GPU",

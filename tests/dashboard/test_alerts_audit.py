@@ -9,9 +9,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from streamlit.testing.v1 import AppTest
 
-from modeldeck.core.alerts.models import Alert, AlertStatus
+from modeldeck.core.alerts import service as alerts
+from modeldeck.core.alerts.models import Alert, AlertStatus, Severity
 from modeldeck.core.audit import service as audit
 from modeldeck.core.audit.models import AuditEvent
+from modeldeck.core.registry.models import Model
+from modeldeck.core.rollouts.models import Deployment
 from tests.dashboard.conftest import button, dump, labels, open_page, texts
 from tests.dashboard.world import World
 
@@ -144,3 +147,29 @@ def test_an_alert_opens_the_page_with_its_evidence(seeded: World) -> None:
     assert at.selectbox(key="_pick_model").value == "fraud-detector"
     assert at.selectbox(key="_pick_env").value == "production"
     assert "Drifting now: **amount**" in texts(at)
+
+
+def test_a_gpu_alert_opens_hardware_on_its_model(seeded: World, sqlite_engine: Engine) -> None:
+    with Session(sqlite_engine) as session:
+        model = session.exec(select(Model).where(Model.name == "fraud-detector")).one()
+        dep = session.get(Deployment, seeded.deployments["fraud-prod-1.1.0"])
+        assert dep is not None
+        idle = alerts.fire(
+            session,
+            settings=seeded.settings,
+            rule="gpu_idle",
+            severity=Severity.warning,
+            summary="fraud-detector 1.1.0 in production holds GPU GPU-a100-7 at 0.4%",
+            details={"metric": "gpu_utilisation_percent", "value": 0.4, "threshold": 5},
+            key="gpu-a100/GPU-a100-7",
+            model_id=model.id,
+            version_id=dep.version_id,
+            environment_id=dep.environment_id,
+        ).id
+    at = open_page("alerts")
+    at.selectbox(key="alert_pick").set_value(idle).run()
+    button(at, "Open Hardware of fraud-detector in production").click().run()
+    assert not at.exception
+    assert at.title[0].value == "GPU hardware"
+    assert at.selectbox(key="hw_model").value == "fraud-detector"
+    assert at.selectbox(key="hw_env").value == "production"

@@ -64,6 +64,21 @@ def test_usage_cost_and_comparison_match_the_aggregates(
     assert "GPU metrics up to date" in said
 
 
+def test_findings_follow_the_model_and_say_how_bad_they_are(seeded: World) -> None:
+    at = open_page("hardware")
+    idle = "search-ranker 3.1.0 holds GPU GPU-a100-7"
+    assert any(idle in w.value for w in at.warning)
+    assert any("matches no model target" in w.value for w in at.warning)
+    # An explanation (no pod labels: pods matched by name) is not an error box.
+    assert any("attributed by their names only" in i.value for i in at.info)
+    assert not at.error
+    assert metric(at, "Idle-GPU findings") == "1"
+    at.selectbox(key="hw_model").set_value("fraud-detector").run()
+    assert idle not in texts(at)  # another model's idle GPU
+    assert metric(at, "Idle-GPU findings") == "0"
+    assert "matches no model target: mystery-pod-1" in texts(at)  # about the cluster: stays
+
+
 def test_series_per_cluster_and_per_version(seeded: World) -> None:
     at = open_page("hardware")
     util = json.loads(at.get("plotly_chart")[0].proto.spec)

@@ -484,6 +484,9 @@ def seed_gpu(session: Session, world: World, hours: int = 5 * 24) -> None:
                         "search-ranker 3.1.0 holds GPU GPU-a100-7 at 0.4% utilisation for 6h"
                     ),
                     "fix": "scale the deployment down or move the model to a smaller GPU",
+                    "model": "search-ranker",
+                    "version": "3.1.0",
+                    "environment": "production",
                 },
                 {
                     "kind": "attribution",
@@ -491,6 +494,12 @@ def seed_gpu(session: Session, world: World, hours: int = 5 * 24) -> None:
                     "cluster": "gpu-a100",
                     "summary": "1 pod on gpu-a100 matches no model target: mystery-pod-1",
                     "fix": "label the serving pods modeldeck.io/model and modeldeck.io/version",
+                },
+                {
+                    "kind": "missing_labels",
+                    "severity": "info",
+                    "summary": "Prometheus has no metric named 'kube_pod_labels'; pods are "
+                    "attributed by their names only",
                 },
             ],
         )

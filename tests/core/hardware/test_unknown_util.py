@@ -162,3 +162,10 @@ def test_a_slice_without_utilisation_is_stored_never_idle_and_leaves_the_mean_al
     assert result.exit_code == 0, result.output
     (row,) = [line for line in result.stdout.splitlines() if "churn-predictor " in line]
     assert "n/a" in row and "production" in row
+    # Findings about other models stay out of one model's report; cluster-wide ones stay in.
+    assert "no GPU metrics from cluster gpu-l4" in result.stdout
+    assert "fraud-detector" not in result.stdout
+    everyone = CliRunner().invoke(
+        cli_app, ["--config", str(config), "gpu", "--days", "2"], env={"COLUMNS": "200"}
+    )
+    assert "fraud-detector 1.0.0 in production holds GPU GPU-I-0" in everyone.stdout
