@@ -119,9 +119,11 @@ def token_revoke(
     output.success(f"token {token_id} revoked")
 
 
-def ensure_port_free(host: str, port: int) -> None:
+def ensure_port_free(host: str, port: int, *, what: str = "", option: str = "--port") -> None:
     """Bind `host:port` as uvicorn will, and let go: a port in use is one clear line here
-    instead of uvicorn's log record and exit code 3 after the app has started up."""
+    instead of uvicorn's log record and exit code 3 after the app has started up. `what` names
+    the part (`up` checks several), `option` the flag that moves it."""
+    part = f" ({what})" if what else ""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -130,8 +132,8 @@ def ensure_port_free(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ModeldeckError(
-                    f"port {port} on {host} is already in use; stop the other server "
-                    "or choose another port with --port"
+                    f"port {port}{part} on {host} is already in use; stop the other server "
+                    f"or choose another port with {option}"
                 ) from None
             raise ModeldeckError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 

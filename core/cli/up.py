@@ -29,8 +29,9 @@ import psutil
 import typer
 
 from modeldeck.core.cli import context, dashboard, output
+from modeldeck.core.cli.serve import ensure_port_free
 from modeldeck.core.config import Settings
-from modeldeck.core.errors import ConfigError, ModeldeckError
+from modeldeck.core.errors import ModeldeckError
 
 STOP_TIMEOUT = 10.0
 START_TIMEOUT = 90.0
@@ -362,15 +363,11 @@ def up(
     """
     cli = context.get(ctx)
     settings = cli.settings
-    cli.engine  # noqa: B018 - migrate and sync once here, before the children race to
     bind = host or settings.api.host
     port = api_port or settings.api.port
-    for name, wanted in (("api", port), ("dashboard", dashboard_port)):
-        if not port_free(bind, wanted):
-            raise ConfigError(
-                f"port {wanted} ({name}) on {bind} is already in use",
-                hint=f"stop what uses it or pass --{name}-port",
-            )
+    for name, wanted in (("api", port), ("dashboard", dashboard_port)):  # before anything changes
+        ensure_port_free(bind, wanted, what=name, option=f"--{name}-port")
+    cli.engine  # noqa: B018 - migrate and sync once here, before the children race to
     config = cli.config_path or os.environ.get("MODELDECK_CONFIG")
     children = standard_children(
         settings,

@@ -193,6 +193,8 @@ def test_up_refuses_a_port_in_use_naming_it(tmp_path: Path) -> None:
         )
     assert result.exit_code == 1
     assert f"port {busy} (api) on 127.0.0.1 is already in use" in result.stderr
+    assert "--api-port" in result.stderr
+    assert not (tmp_path / "m.db").exists()  # refused before the database was touched
 
 
 def test_dashboard_secrets_reach_the_dashboard_command_line(
