@@ -92,8 +92,8 @@ def by_segment(window: Window, specs: dict[str, ColumnSpec], column: str) -> dic
     reference has fewer than min_rows rows of it. Type mismatches and the row count are
     judged over the whole window only."""
     cfg, profile, table = window.cfg, window.require_profile(), window.require_table()
-    if column not in profile.features:
-        return {"segment_error": f"segment column {column!r} is not a feature"}
+    if problem := segments.unusable(column, profile.features):
+        return problem
     chosen, small = segments.split(window.frame([column])[column], cfg.min_rows)
     judged = [n for n in specs if n != column]
     ref = reference.load_frame(window.settings, profile, [column, *judged])

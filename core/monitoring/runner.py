@@ -96,8 +96,8 @@ def drift_check(window: Window) -> Outcome:
     if prediction_drifted:
         message += "; the prediction drifted"
     if segment:  # the worst segment counts too, so an average cannot hide it
-        if segment not in profile.features:
-            details["segment_error"] = f"segment column {segment!r} is not a feature"
+        if problem := segments.unusable(segment, profile.features):
+            details.update(problem)
         else:
             output = profile.prediction.kind if with_prediction and profile.prediction else None
             details.update(segments.drift_segments(segment, ref, cur, testable, output, cfg))

@@ -57,6 +57,15 @@ class Segment:
     rows: np.ndarray  # its row positions in the window
 
 
+def unusable(column: str, features: Mapping[str, Any]) -> dict[str, str]:
+    """The details of a drift or quality check whose segment column is not one of the model's
+    features (empty when it is): segments need its values in both the window and the
+    reference."""
+    if column in features:
+        return {}
+    return {"segment_error": f"segment column {column!r} is not a feature"}
+
+
 def label(value: Any) -> str:
     """A value as the segment's name, spelled as Arrow casts it to a string (decay's way)."""
     if value is None:
