@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -193,6 +194,27 @@ def test_advance_in_flight_moves_every_rollout_and_leaves_finished_ones(
     )
 
 
+def stray_pending(session: Session, clock: FixedClock, **fields: Any) -> Deployment:
+    """A `pending` request for fraud 1.1.0 in staging that no launch followed (as a process
+    that died between its commit and the cluster leaves it)."""
+    active = queries.history(session, environment="staging").data[0]
+    row = Deployment(
+        model_id=1,
+        environment_id=queries.get(session, active.id).environment_id,
+        version_id=2,
+        kind="promote",
+        state="pending",
+        requested_by="carol",
+        requested_via="cli",
+        started_at=clock(),
+        **fields,
+    )
+    session.add(row)
+    session.commit()
+    assert row.id is not None
+    return row
+
+
 def test_a_pending_row_left_by_a_crash_is_sent_again(
     session: Session,
     settings: Settings,
@@ -204,20 +226,7 @@ def test_a_pending_row_left_by_a_crash_is_sent_again(
     register(session, admin)
     live(session, settings, clock, deployer, approver, "1.0.0", "staging")
     # A process recorded the request, then died before talking to the cluster.
-    env = queries.history(session, environment="staging").data[0]
-    row = Deployment(
-        model_id=1,
-        environment_id=queries.get(session, env.id).environment_id,
-        version_id=2,
-        kind="promote",
-        state="pending",
-        requested_by="carol",
-        requested_via="cli",
-        started_at=clock(),
-    )
-    session.add(row)
-    session.commit()
-    assert row.id is not None
+    row = stray_pending(session, clock)
     young = rollouts.advance(session, settings=settings, deployment_id=row.id, clock=clock)
     assert young.state == "pending"  # might still be launching: left alone
     clock.advance(minutes=1)
@@ -235,24 +244,9 @@ def test_a_pending_row_older_than_the_rollout_timeout_is_failed_not_sent(
 ) -> None:
     register(session, admin)
     live(session, settings, clock, deployer, approver, "1.0.0", "staging")
-    active = queries.history(session, environment="staging").data[0]
-    env_id = queries.get(session, active.id).environment_id
     # Recorded, then nothing advanced it for longer than a rollout may take (no scheduler, or
     # every launch crashed); it used to stay `pending` and block every later request.
-    row = Deployment(
-        model_id=1,
-        environment_id=env_id,
-        version_id=2,
-        kind="promote",
-        state="pending",
-        requested_by="carol",
-        requested_via="cli",
-        started_at=clock(),
-        pending_since=clock(),
-    )
-    session.add(row)
-    session.commit()
-    assert row.id is not None
+    row = stray_pending(session, clock, pending_since=clock())
     timeout = settings.clusters[0].rollout_timeout_seconds
     clock.advance(seconds=30 + timeout + 1)  # PENDING_GRACE + the cluster's rollout timeout
     dep = rollouts.advance(session, settings=settings, deployment_id=row.id, clock=clock)
