@@ -87,10 +87,6 @@ class ModelVersion(SQLModel, table=True):
     stage: Stage = enum_column(Stage, Stage.none)
 
 
-# Why a version needs one of the two: a promote deploys the image (Kubernetes) or the
-# artifact (KServe); with neither, the cluster would keep running the old version.
-
-
 class ModelVersionCreate(BaseModel):
     """What `register` accepts: an image or an artifact URI (or both), and lineage, which is
     optional but recommended."""
@@ -126,6 +122,8 @@ class ModelVersionCreate(BaseModel):
 
     @model_validator(mode="after")
     def _deployable(self) -> ModelVersionCreate:
+        # A promote deploys the image (Kubernetes) or the artifact (KServe); with neither,
+        # the cluster would keep running the old version.
         if not self.image.strip() and not self.artifact_uri.strip():
             raise ValueError(
                 "a version needs something to deploy: an image, an artifact_uri or both"
